@@ -1,0 +1,157 @@
+"""The ``adapterxfer`` command line (click). Errors in user input print one line and exit 2."""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from .errors import UserError
+
+
+def friendly(fn):
+    """Turn a :class:`UserError` into ``error: <message>`` and exit status 2, no stack trace."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: rerun the same command with --resume to continue", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="adapterxfer")
+def main():
+    """English intermediate-task training of adapters/LoRA on a frozen XLM-R, zero-shot on XTREME.
+
+    \b
+    adapterxfer demo                               # the whole pipeline on a tiny offline model
+    adapterxfer tasks                              # the task registry
+    adapterxfer train-intermediate mnli --output modules/mnli
+    """
+
+
+@main.command("tasks")
+@friendly
+def tasks_cmd():
+    """List the registered tasks: format, metric, languages and data source.
+
+    \b
+    Example:
+      adapterxfer tasks
+    """
+    from .tasks import TASK_LIST
+
+    rows = [("name", "format", "metric", "langs", "source")]
+    for t in TASK_LIST:
+        if t.members:
+            source = "+".join(t.members)
+        else:
+            source = ", ".join(f"{s.hf_path}" + (f"/{s.hf_config}" if s.hf_config else "") if s.hf_path
+                               else "local files only" for s in t.sources)
+        rows.append((t.name, t.format, t.metric, str(len(t.languages)), source))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
+
+
+def training_options(fn):
+    """The flags every training command shares; ``None`` means "not given" (YAML or default applies)."""
+    options = [
+        click.option("--output", "-o", help="Folder for the finished module."),
+        click.option("--model", help="Base model: hub id or local folder [xlm-roberta-large]."),
+        click.option("--data-dir", type=click.Path(file_okay=False),
+                     help="Local data: DIR/<split>.jsonl|csv|tsv|parquet with the HF dataset's columns."),
+        click.option("--method", type=click.Choice(["seq_bn", "double_seq_bn", "lora"]),
+                     help="Module type [seq_bn]."),
+        click.option("--backend", type=click.Choice(["adapters", "peft"]), help="Library [adapters]."),
+        click.option("--reduction-factor", type=int, help="Adapter bottleneck reduction [16]."),
+        click.option("--lora-r", type=int, help="LoRA rank [8]."),
+        click.option("--lora-alpha", type=int, help="LoRA alpha [16]."),
+        click.option("--lora-dropout", type=float, help="LoRA dropout [0.0]."),
+        click.option("--lora-targets", help="LoRA targets: query,key,value,intermediate,output [query,value]."),
+        click.option("--epochs", type=float, help="Training epochs [3]."),
+        click.option("--max-steps", type=int, help="Stop after N optimizer steps (overrides --epochs)."),
+        click.option("--lr", type=float, help="Learning rate [1e-4 adapters, 5e-4 LoRA]."),
+        click.option("--batch-size", type=int, help="Examples per micro-batch [32]."),
+        click.option("--grad-accum", type=int, help="Micro-batches per optimizer step [1]."),
+        click.option("--warmup-ratio", type=float, help="Share of steps with linear warmup [0.1]."),
+        click.option("--weight-decay", type=float, help="AdamW weight decay [0]."),
+        click.option("--max-length", type=int, help="Max tokens [256; 384 for QA]."),
+        click.option("--doc-stride", type=int, help="QA window overlap [128]."),
+        click.option("--seed", type=int, help="Random seed [42]."),
+        click.option("--eval-steps", type=int, help="Evaluate on dev every N steps [each epoch]."),
+        click.option("--save-steps", type=int, help="Checkpoint every N steps [500]."),
+        click.option("--log-steps", type=int, help="Log every N steps [10]."),
+        click.option("--mixed-precision", type=click.Choice(["auto", "no", "bf16", "fp16"]),
+                     help="Autocast on GPU [auto: bf16 where supported]."),
+        click.option("--multi-sampling", type=click.Choice(["proportional", "temperature"]),
+                     help="Task mixing for 'multi' [proportional]."),
+        click.option("--multi-temperature", type=float, help="Sampling temperature for 'multi' [2]."),
+        click.option("--cache-dir", type=click.Path(file_okay=False),
+                     help="Tokenised-data cache [~/.cache/adapterxfer/features]."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                     help="YAML file of settings (flags given here win)."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing output folder."),
+        click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@main.command("train-intermediate")
+@click.argument("task")
+@training_options
+@friendly
+def train_intermediate(task, config_file, overwrite, resume, quiet, **settings):
+    """Train a module on an English intermediate TASK; the base model stays frozen.
+
+    \b
+    Examples:
+      adapterxfer train-intermediate mnli --model xlm-roberta-large --output modules/mnli
+      adapterxfer train-intermediate mnli --model ./my-xlmr --data-dir ./glue/MNLI \\
+          --method lora --backend peft --output modules/mnli-lora
+      adapterxfer train-intermediate multi --data-dir ./intermediate --output modules/multi
+      adapterxfer train-intermediate mnli --output modules/mnli --resume   # after an interruption
+    """
+    from .tasks import get_task
+    from .training import TrainConfig, train
+
+    spec = get_task(task)
+    if spec.languages and len(spec.languages) > 1:
+        raise UserError(f"'{spec.name}' is a target task; use train-target")
+    cfg = TrainConfig.load(config_file, task=spec.name, **settings)
+    train(cfg, overwrite=overwrite, resume=resume, progress=not quiet)
+
+
+@main.command("demo")
+@click.option("--workdir", type=click.Path(file_okay=False), default="adapterxfer-demo", show_default=True,
+              help="Where the demo writes its modules.")
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Where the tiny model and synthetic data are built [~/.cache/adapterxfer/demo-v1].")
+@friendly
+def demo(workdir, cache_dir):
+    """Run the pipeline end to end on an embedded tiny model, offline, in a few minutes.
+
+    It builds a tiny XLM-R-architecture model (random init, briefly pre-trained on synthetic data) with
+    a tokenizer trained on the fly, writes small synthetic data in the real file formats, and trains an
+    intermediate module on it. Its numbers come from a tiny random model, not from XLM-R.
+
+    \b
+    Example:
+      adapterxfer demo --workdir /tmp/demo
+    """
+    from .demo import run_demo
+
+    run_demo(workdir, cache_dir)
+
+
+if __name__ == "__main__":
+    main()

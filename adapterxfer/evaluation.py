@@ -1,0 +1,61 @@
+"""Running a model over features (length-sorted batches, inference mode) and scoring dev sets."""
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from . import metrics
+from .features import IGNORE, collate, feature_length, sorted_batches
+
+
+@torch.inference_mode()
+def predict(backend, head: str, feats: list[dict], batch_size: int = 64, pad_id: int = 1,
+            device=None, autocast=nullcontext) -> list:
+    """Model outputs per feature, in input order: class/choice logits, per-token logits, or QA
+    ``(start_logits, end_logits)``, each cut to the feature's own length."""
+    model = backend.model
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    outputs: list = [None] * len(feats)
+    for idx in sorted_batches([feature_length(f) for f in feats], batch_size):
+        rows = [feats[i] for i in idx]
+        batch = {k: v.to(device) for k, v in collate([{"input_ids": f["input_ids"]} for f in rows],
+                                                     pad_id).items()}
+        with autocast():
+            out = backend.forward(head, batch)
+        if getattr(out, "start_logits", None) is not None:
+            for j, i in enumerate(idx):
+                n = len(feats[i]["input_ids"])
+                outputs[i] = (out.start_logits[j, :n].float().cpu(), out.end_logits[j, :n].float().cpu())
+        else:
+            logits = out.logits.float().cpu()
+            for j, i in enumerate(idx):
+                outputs[i] = logits[j, :len(feats[i]["input_ids"])] if logits.dim() == 3 else logits[j]
+    model.train(was_training)
+    return outputs
+
+
+def score(fmt: str, metric: str, examples: list[dict], feats: list[dict], outputs: list, *,
+          allow_impossible: bool = False) -> dict:
+    """Dev metrics of one task from model outputs (see :mod:`adapterxfer.metrics`)."""
+    if fmt in ("classification", "multiple_choice"):
+        return metrics.accuracy([int(o.argmax()) for o in outputs], [f["labels"] for f in feats])
+    if fmt == "tagging":
+        preds, golds = [], []
+        for f, o in zip(feats, outputs):
+            for label, p in zip(f["labels"], o.argmax(-1).tolist()):
+                if label != IGNORE:
+                    preds.append(p)
+                    golds.append(label)
+        return metrics.accuracy(preds, golds)
+    if fmt == "span_qa":
+        from . import qa
+
+        start = [o[0] for o in outputs]
+        end = [o[1] for o in outputs]
+        answers = qa.postprocess(examples, feats, start, end, allow_impossible=allow_impossible)
+        gold = {e["id"]: e["answers"]["text"] for e in examples}
+        return metrics.squad_scores(answers, gold)
+    raise ValueError(fmt)

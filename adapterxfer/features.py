@@ -1,0 +1,145 @@
+"""Tokenisation per format, an on-disk cache of tokenised data, length-grouped batches, padding.
+
+Features are plain dicts of lists (``input_ids`` plus the format's targets); attention masks are
+made at collation, so padding is never stored and every batch is padded only to its own longest row.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .fileio import sha256_json
+
+IGNORE = -100
+
+
+def tokenize(fmt: str, examples: list[dict], tokenizer, max_length: int, *, label2id=None,
+             doc_stride: int = 128, train: bool = True) -> list[dict]:
+    """Tokenise normalised examples of one format into features."""
+    if fmt == "classification":
+        enc = tokenizer([e["text_a"] for e in examples],
+                        [e["text_b"] for e in examples] if examples[0]["text_b"] is not None else None,
+                        truncation=True, max_length=max_length)
+        return [{"input_ids": ids, "labels": e["label"]} for ids, e in zip(enc["input_ids"], examples)]
+    if fmt == "multiple_choice":
+        feats = []
+        for e in examples:
+            first = f"{e['context']} {e['question']}".strip()
+            enc = tokenizer([first] * len(e["choices"]), e["choices"], truncation=True, max_length=max_length)
+            feats.append({"input_ids": enc["input_ids"], "labels": e["label"]})
+        return feats
+    if fmt == "tagging":
+        enc = tokenizer([e["tokens"] for e in examples], is_split_into_words=True, truncation=True,
+                        max_length=max_length)
+        feats = []
+        for i, e in enumerate(examples):
+            labels, previous = [], None
+            for word in enc.word_ids(i):
+                first = word is not None and word != previous
+                labels.append(label2id[e["tags"][word]] if first else IGNORE)
+                previous = word
+            feats.append({"input_ids": enc["input_ids"][i], "labels": labels})
+        return feats
+    if fmt == "span_qa":
+        from . import qa
+
+        if train:
+            return qa.prepare_train_features(examples, tokenizer, max_length=max_length, doc_stride=doc_stride)
+        return qa.prepare_eval_features(examples, tokenizer, max_length=max_length, doc_stride=doc_stride)
+    raise ValueError(f"unknown format {fmt}")
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
+
+
+def cached_tokenize(cache_dir: str | Path | None, key: dict, fmt: str, examples: list[dict], tokenizer,
+                    max_length: int, **kw) -> list[dict]:
+    """:func:`tokenize`, memoised on disk under a hash of ``key`` and every tokenisation setting."""
+    if cache_dir is None:
+        return tokenize(fmt, examples, tokenizer, max_length, **kw)
+    import datasets
+
+    datasets.disable_progress_bars()
+    ident = sha256_json({**key, "fmt": fmt, "n": len(examples), "max_length": max_length,
+                         "tokenizer": tokenizer_fingerprint(tokenizer), "version": __version__,
+                         "examples": _examples_digest(examples),
+                         **kw})[:20]
+    path = Path(cache_dir) / f"{key.get('task', 'task')}-{key.get('split', '')}-{ident}"
+    if (path / "dataset_info.json").is_file():
+        return datasets.load_from_disk(str(path)).to_list()
+    feats = tokenize(fmt, examples, tokenizer, max_length, **kw)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    datasets.Dataset.from_list(feats).save_to_disk(str(tmp))
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+    return feats
+
+
+def _examples_digest(examples: list[dict]) -> str:
+    h = hashlib.sha256()
+    for e in examples:
+        h.update(repr(sorted(e.items())).encode())
+    return h.hexdigest()
+
+
+def feature_length(feat: dict) -> int:
+    ids = feat["input_ids"]
+    return max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids)
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random,
+                           group: int = 50) -> list[list[int]]:
+    """Shuffle, sort by length inside mega-batches of ``group`` batches, then shuffle the batches.
+
+    Batches hold rows of similar length (little padding) while the order stays random.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    mega = batch_size * group
+    batches = []
+    for start in range(0, len(order), mega):
+        chunk = sorted(order[start:start + mega], key=lambda i: -lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Evaluation batches: longest first, so padding is minimal and memory peaks early."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def collate(feats: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad a batch to its longest row; multiple-choice rows become ``[batch, choices, length]``."""
+    multi = isinstance(feats[0]["input_ids"][0], list)
+    rows = [r for f in feats for r in f["input_ids"]] if multi else [f["input_ids"] for f in feats]
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r)
+        mask[i, :len(r)] = 1
+    if multi:
+        ids, mask = ids.view(len(feats), -1, width), mask.view(len(feats), -1, width)
+    batch = {"input_ids": ids, "attention_mask": mask}
+    first = feats[0]
+    if "labels" in first:
+        if isinstance(first["labels"], list):
+            labels = torch.full((len(feats), width), IGNORE, dtype=torch.long)
+            for i, f in enumerate(feats):
+                labels[i, :len(f["labels"])] = torch.tensor(f["labels"])
+            batch["labels"] = labels
+        else:
+            batch["labels"] = torch.tensor([f["labels"] for f in feats])
+    if "start_positions" in first:
+        batch["start_positions"] = torch.tensor([f["start_positions"] for f in feats])
+        batch["end_positions"] = torch.tensor([f["end_positions"] for f in feats])
+    return batch

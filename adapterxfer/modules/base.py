@@ -1,0 +1,72 @@
+"""The backend interface and the small value types shared by every backend."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+#: LoRA target names accepted on the command line (XLM-R/BERT module names).
+LORA_TARGETS = ("query", "key", "value", "intermediate", "output")
+
+
+@dataclass
+class MethodConfig:
+    method: str = "seq_bn"  # seq_bn (Pfeiffer), double_seq_bn (Houlsby), lora
+    backend: str = "adapters"  # adapters (AdapterHub) or peft (LoRA only)
+    reduction_factor: int = 16  # bottleneck adapters: hidden size / bottleneck size
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ("query", "value")
+
+    def __post_init__(self):
+        if isinstance(self.lora_targets, str):
+            self.lora_targets = tuple(t.strip() for t in self.lora_targets.split(",") if t.strip())
+        self.lora_targets = tuple(self.lora_targets)
+        bad = [t for t in self.lora_targets if t not in LORA_TARGETS]
+        if bad:
+            from ..errors import UserError
+            raise UserError(f"--lora-targets: unknown {', '.join(bad)} (choose from {', '.join(LORA_TARGETS)})")
+
+    def describe(self) -> dict:
+        """The settings that matter for this method (recorded in the module card)."""
+        d = asdict(self)
+        keep = {"seq_bn": ("reduction_factor",), "double_seq_bn": ("reduction_factor",),
+                "lora": ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")}[self.method]
+        return {"method": self.method, "backend": self.backend,
+                **{k: (list(d[k]) if isinstance(d[k], tuple) else d[k]) for k in keep}}
+
+
+@dataclass
+class HeadSpec:
+    name: str
+    format: str  # classification | multiple_choice | span_qa | tagging
+    labels: list[str] = field(default_factory=list)  # class / tag names
+    num_choices: int | None = None
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+
+class Backend:
+    """A frozen base model, one trainable module, one head per task."""
+
+    model: torch.nn.Module
+    name: str
+    heads: dict[str, HeadSpec]
+    base_parameters: int
+
+    def forward(self, head: str, batch: dict):
+        """Run the model with ``head``; returns an output with ``loss`` and ``logits`` (QA: start/end)."""
+        raise NotImplementedError
+
+    def save(self, directory) -> None:
+        """Write the module and heads as safetensors, loadable by the backend library itself."""
+        raise NotImplementedError
+
+    def trainable_parameters(self) -> dict[str, torch.nn.Parameter]:
+        return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def trainable_count(self) -> int:
+        return sum(p.numel() for p in self.trainable_parameters().values())

@@ -1,0 +1,434 @@
+"""Training a module on a frozen base: one loop, readable top to bottom (in the spirit of nanoGPT).
+
+``train(cfg)`` builds everything from a :class:`TrainConfig`, runs the loop with checkpoints every
+``save_steps`` optimizer steps, keeps the best dev state, and publishes the finished module folder
+atomically. While it runs, all state lives in ``<output>.partial/``; ``--resume`` continues from its
+newest checkpoint and reaches the same final state as an uninterrupted run with the same seed.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from . import __version__, basemodel, modules, tasks
+from .data import load_examples
+from .errors import UserError
+from .features import cached_tokenize, collate, feature_length, length_grouped_batches
+from .fileio import atomic_path, replace_dir, sha256_file, write_json
+
+CARD = "adapterxfer.json"
+DEFAULT_LR = {"lora": 5e-4}  # adapters: 1e-4
+DEFAULT_CACHE = Path.home() / ".cache" / "adapterxfer" / "features"
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; settable by flag or YAML file (``--config``)."""
+
+    task: str = ""
+    output: str = ""
+    model: str = "xlm-roberta-large"
+    data_dir: str | None = None
+    method: str = "seq_bn"
+    backend: str = "adapters"
+    reduction_factor: int = 16
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: str = "query,value"
+    lr: float | None = None  # default: 1e-4 for adapters, 5e-4 for LoRA
+    epochs: float = 3.0
+    max_steps: int = 0  # > 0: stop after this many optimizer steps (overrides epochs)
+    batch_size: int = 32
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int | None = None  # default: the task's (256; 384 for QA)
+    doc_stride: int = 128
+    seed: int = 42
+    eval_steps: int = 0  # 0: evaluate on dev at the end of each epoch
+    save_steps: int = 500
+    log_steps: int = 10
+    eval_batch_size: int = 64
+    mixed_precision: str = "auto"  # auto (bf16 on a GPU that has it), no, bf16, fp16
+    multi_sampling: str = "proportional"  # multi-task mixing: proportional or temperature
+    multi_temperature: float = 2.0
+    cache_dir: str | None = None
+
+    @classmethod
+    def load(cls, file: str | None = None, **overrides) -> "TrainConfig":
+        """Defaults, then the YAML ``file``, then explicit ``overrides`` (``None`` = not given)."""
+        values = read_yaml(file, {f.name for f in fields(cls)}) if file else {}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        cfg = cls(**values)
+        cfg.validate(file)
+        return cfg
+
+    def validate(self, file=None):
+        where = f"{file}: " if file else ""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = f.type.split(" ")[0]
+            ok = (value is None and "None" in f.type) or {
+                "str": isinstance(value, str), "int": isinstance(value, int) and not isinstance(value, bool),
+                "float": isinstance(value, (int, float)) and not isinstance(value, bool)}[kind]
+            if not ok:
+                raise UserError(f"{where}{f.name} must be {kind}, got {value!r}")
+        if not self.task or not self.output:
+            raise UserError("a task and --output are required")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise UserError("--batch-size and --grad-accum must be at least 1")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise UserError(f"{where}mixed_precision must be auto, no, bf16 or fp16")
+        if self.multi_sampling not in ("proportional", "temperature"):
+            raise UserError(f"{where}multi_sampling must be proportional or temperature")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR.get(self.method, 1e-4)
+
+    def method_config(self) -> modules.MethodConfig:
+        return modules.MethodConfig(self.method, self.backend, self.reduction_factor, self.lora_r,
+                                    self.lora_alpha, self.lora_dropout, self.lora_targets)
+
+
+def read_yaml(path: str, known: set[str]) -> dict:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise UserError(f"config file {path} not found") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise UserError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: expected a mapping of settings")
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}")
+    return values
+
+
+# ---------------------------------------------------------------- data
+
+@dataclass
+class TaskData:
+    spec: tasks.TaskSpec
+    head: modules.HeadSpec
+    train: list[dict]
+    dev_examples: list[dict]
+    dev: list[dict]
+
+
+def prepare_data(cfg: TrainConfig, spec: tasks.TaskSpec, tokenizer, log) -> dict[str, TaskData]:
+    out = {}
+    for member in tasks.members(spec):
+        data_dir = cfg.data_dir
+        if data_dir and spec.members:
+            data_dir = str(Path(data_dir) / member.name)
+        train_ex = load_examples(member, "train", data_dir)
+        dev_ex = load_examples(member, "dev", data_dir)
+        labels = list(member.labels or [])
+        if member.format == "tagging" and not labels:  # tag set read from the data (CCG)
+            labels = sorted({t for e in train_ex + dev_ex for t in e["tags"]})
+        head = modules.HeadSpec(member.name, member.format, labels, member.num_choices)
+        max_length = cfg.max_length or member.max_length
+        kw = {"label2id": {n: i for i, n in enumerate(labels)}, "doc_stride": cfg.doc_stride}
+        cache = cfg.cache_dir or DEFAULT_CACHE
+        train_f = cached_tokenize(cache, {"task": member.name, "split": "train"}, member.format, train_ex,
+                                  tokenizer, max_length, train=True, **kw)
+        dev_f = cached_tokenize(cache, {"task": member.name, "split": "dev"}, member.format, dev_ex,
+                                tokenizer, max_length, train=False, **kw)
+        log(f"{member.name}: {len(train_ex)} train examples ({len(train_f)} features), {len(dev_ex)} dev")
+        out[member.name] = TaskData(member, head, train_f, dev_ex, dev_f)
+    return out
+
+
+def epoch_plan(data: dict[str, TaskData], cfg: TrainConfig, epoch: int) -> list[tuple[str, list[int]]]:
+    """The micro-batches of one epoch, a pure function of (seed, epoch): resuming replays it exactly."""
+    rng = random.Random(f"{cfg.seed}-{epoch}")
+    per_task = {name: length_grouped_batches([feature_length(f) for f in d.train], cfg.batch_size, rng)
+                for name, d in data.items()}
+    if len(per_task) == 1 or cfg.multi_sampling == "proportional":
+        plan = [(name, b) for name, batches in per_task.items() for b in batches]
+        if len(per_task) > 1:
+            rng.shuffle(plan)
+        return plan
+    # temperature sampling: task i drawn with p ~ n_i^(1/T), its batches cycled when used up
+    names = list(per_task)
+    weights = [len(per_task[n]) ** (1 / cfg.multi_temperature) for n in names]
+    cursor = dict.fromkeys(names, 0)
+    plan = []
+    for _ in range(sum(map(len, per_task.values()))):
+        name = rng.choices(names, weights)[0]
+        batches = per_task[name]
+        plan.append((name, batches[cursor[name] % len(batches)]))
+        cursor[name] += 1
+    return plan
+
+
+# ---------------------------------------------------------------- the run folder
+
+def prepare_output(cfg: TrainConfig, overwrite: bool, resume: bool) -> tuple[Path, Path]:
+    out = Path(cfg.output)
+    partial = out.with_name(out.name + ".partial")
+    if out.exists() and not overwrite:
+        if (out / CARD).is_file() and resume:
+            raise UserError(f"{out} is already a finished module; nothing to resume (use --overwrite to retrain)")
+        raise UserError(f"output {out} already exists; pass --overwrite to replace it")
+    if partial.exists() and not resume:
+        if not overwrite:
+            raise UserError(f"an unfinished run is in {partial}; pass --resume to continue it or --overwrite "
+                            f"to start again")
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("cache_dir", "log_steps")}
+    run_file = partial / "run.json"
+    if resume and run_file.is_file():
+        before = json.loads(run_file.read_text())
+        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        if changed:
+            raise UserError(f"--resume: settings differ from the unfinished run in {partial}: "
+                            f"{', '.join(changed)}; use the same settings or --overwrite")
+    write_json(run_file, settings)
+    return out, partial
+
+
+def save_checkpoint(partial: Path, step: int, params, optimizer, scheduler, state: dict, keep: int = 2):
+    root = partial / "checkpoints"
+    final = root / f"step-{step:08d}"
+    tmp = root / f".tmp-step-{step:08d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    from safetensors.torch import save_file
+
+    save_file({n: p.detach().cpu().contiguous() for n, p in params.items()}, str(tmp / "trainable.safetensors"))
+    if state.get("best_state") is not None:
+        save_file(state["best_state"], str(tmp / "best.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+               tmp / "training_state.pt")
+    meta = {k: v for k, v in state.items() if k != "best_state"}
+    meta["files"] = {p.name: sha256_file(p) for p in tmp.iterdir()}
+    write_json(tmp / "state.json", meta)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in sorted(root.glob("step-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(partial: Path):
+    """The newest checkpoint: (trainable, best or None, training_state, meta); corrupt ones are refused."""
+    from safetensors.torch import load_file
+
+    found = sorted((partial / "checkpoints").glob("step-*"))
+    if not found:
+        return None
+    ckpt = found[-1]
+    try:
+        meta = json.loads((ckpt / "state.json").read_text())
+        for name, digest in meta["files"].items():
+            if sha256_file(ckpt / name) != digest:
+                raise ValueError(f"{name} does not match its checksum")
+        trainable = load_file(str(ckpt / "trainable.safetensors"))
+        best = load_file(str(ckpt / "best.safetensors")) if "best.safetensors" in meta["files"] else None
+        training = torch.load(ckpt / "training_state.pt", weights_only=True)
+    except Exception as e:
+        raise UserError(f"--resume: checkpoint {ckpt} is corrupt ({e}); delete that folder to resume from an "
+                        f"earlier checkpoint, or start again with --overwrite") from None
+    return trainable, best, training, meta
+
+
+# ---------------------------------------------------------------- the loop
+
+def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, progress: bool = True,
+          log=print) -> Path:
+    """Train a module as ``cfg`` says and return the finished module folder."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from .evaluation import predict, score
+
+    spec = tasks.get_task(cfg.task)
+    method = cfg.method_config()
+    modules.check(method, len(tasks.members(spec)))
+    base_config = basemodel.load_config(cfg.model)
+    tokenizer = basemodel.load_tokenizer(cfg.model)
+    out, partial = prepare_output(cfg, overwrite, resume)
+
+    torch.manual_seed(cfg.seed)
+    data = prepare_data(cfg, spec, tokenizer, log)
+    backend = modules.build(cfg.model, spec.name, method, [d.head for d in data.values()])
+    params = backend.trainable_parameters()
+    n_train = backend.trainable_count()
+    log(f"trainable parameters: {n_train:,} ({100 * n_train / backend.base_parameters:.2f}% of the "
+        f"{backend.base_parameters:,} frozen base parameters)")
+
+    mixed = cfg.mixed_precision
+    if mixed == "auto":
+        mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    accelerator = Accelerator(mixed_precision=mixed)
+    device = accelerator.device
+    backend.model.to(device)
+    optimizer = torch.optim.AdamW(params.values(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                  fused=device.type == "cuda")
+    steps_per_epoch = math.ceil(len(epoch_plan(data, cfg, 0)) / cfg.grad_accum)
+    total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+
+    state = {"step": 0, "best_metric": None, "best_step": None, "best_state": None, "history": []}
+    log_file = partial / "train_log.jsonl"
+    if resume and (ckpt := load_checkpoint(partial)) is not None:
+        trainable, best, training, meta = ckpt
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(trainable[n])
+        optimizer.load_state_dict(training["optimizer"])
+        scheduler.load_state_dict(training["scheduler"])
+        torch.set_rng_state(training["torch_rng"])
+        if training["cuda_rng"]:
+            torch.cuda.set_rng_state_all(training["cuda_rng"])
+        state.update({k: meta[k] for k in ("step", "best_metric", "best_step", "history")}, best_state=best)
+        _truncate_log(log_file, state["step"])
+        log(f"resuming {partial} from step {state['step']}")
+    elif resume:
+        _truncate_log(log_file, 0)
+
+    def evaluate_dev(step):
+        results = {}
+        for name, d in data.items():
+            outputs = predict(backend, name, d.dev, cfg.eval_batch_size, tokenizer.pad_token_id, device,
+                              accelerator.autocast)
+            results[name] = score(d.spec.format, d.spec.metric, d.dev_examples, d.dev, outputs,
+                                  allow_impossible=d.spec.name == "squad_v2")
+        main = sum(results[n][d.spec.metric_key] for n, d in data.items()) / len(data)
+        entry = {"step": step, "epoch": round(step / steps_per_epoch, 3), "dev": results, "dev_main": main}
+        state["history"].append(entry)
+        _append_log(log_file, entry)
+        if state["best_metric"] is None or main > state["best_metric"]:
+            state.update(best_metric=main, best_step=step,
+                         best_state={n: p.detach().cpu().clone() for n, p in params.items()})
+        return main
+
+    plans: dict[int, list] = {}
+    bar = tqdm(total=total, initial=state["step"], disable=not progress, desc=f"train {spec.name}", unit="step")
+    running, seen, t0 = torch.zeros((), device=device), 0, time.perf_counter()
+    backend.model.train()
+    while state["step"] < total:
+        epoch, k = divmod(state["step"], steps_per_epoch)
+        if epoch not in plans:
+            plans = {epoch: epoch_plan(data, cfg, epoch)}
+        micro = plans[epoch][k * cfg.grad_accum:(k + 1) * cfg.grad_accum]
+        for name, idx in micro:
+            batch = {key: v.to(device) for key, v in collate([data[name].train[i] for i in idx],
+                                                              tokenizer.pad_token_id).items()}
+            with accelerator.autocast():
+                loss = backend.forward(name, batch).loss / len(micro)
+            accelerator.backward(loss)
+            running += loss.detach()
+            seen += len(idx)
+        if cfg.max_grad_norm:
+            accelerator.clip_grad_norm_(list(params.values()), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["step"] += 1
+        step = state["step"]
+        bar.update(1)
+        if step % cfg.log_steps == 0 or step == total:
+            n = cfg.log_steps if step % cfg.log_steps == 0 else step % cfg.log_steps
+            elapsed = time.perf_counter() - t0
+            entry = {"step": step, "epoch": round(step / steps_per_epoch, 3), "loss": running.item() / n,
+                     "lr": scheduler.get_last_lr()[0], "examples_per_s": round(seen / elapsed, 2)}
+            _append_log(log_file, entry)
+            bar.set_postfix(loss=f"{entry['loss']:.4f}", ex_s=f"{entry['examples_per_s']:.1f}")
+            running, seen, t0 = torch.zeros((), device=device), 0, time.perf_counter()
+        if (cfg.eval_steps and step % cfg.eval_steps == 0) or \
+                (not cfg.eval_steps and step % steps_per_epoch == 0) or step == total:
+            if not state["history"] or state["history"][-1]["step"] != step:
+                main = evaluate_dev(step)
+                bar.write(f"step {step}: dev {main:.4f} (best {state['best_metric']:.4f} at step "
+                          f"{state['best_step']})")
+        if cfg.save_steps and step % cfg.save_steps == 0 and step < total:
+            save_checkpoint(partial, step, params, optimizer, scheduler, state)
+    bar.close()
+
+    with torch.no_grad():  # keep-best: the module published is the best dev state
+        for n, p in params.items():
+            p.copy_(state["best_state"][n].to(p.device))
+    backend.save(partial)
+    shutil.rmtree(partial / "checkpoints", ignore_errors=True)
+    best = next(h for h in state["history"] if h["step"] == state["best_step"])
+    card = module_card(cfg, spec, method, base_config, backend, data, best, partial)
+    write_json(partial / CARD, card)
+    replace_dir(partial, out)
+    log(f"saved {out} (best dev {state['best_metric']:.4f} at step {state['best_step']})")
+    return out
+
+
+def module_card(cfg, spec, method, base_config, backend, data, best, folder: Path) -> dict:
+    """The ``adapterxfer.json`` beside the module: what it is, how it was made, checksums."""
+    import accelerate
+    import adapters
+    import datasets
+    import peft
+    import transformers
+
+    weights = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in ("train_log.jsonl", "run.json"))
+    return {
+        "adapterxfer_version": __version__,
+        "kind": "intermediate",
+        "task": spec.name,
+        "members": [m for m in data] if spec.members else [],
+        "base_model": {"id": cfg.model, "model_type": base_config.model_type,
+                       "config_sha256": basemodel.config_hash(base_config)},
+        "method": method.describe(),
+        "heads": {n: {"format": d.head.format, "labels": d.head.labels, "num_choices": d.head.num_choices}
+                  for n, d in data.items()},
+        "hyperparameters": {k: v for k, v in asdict(cfg).items()
+                            if k not in ("task", "output", "model", "data_dir", "cache_dir", "method", "backend")
+                            and not k.startswith(("lora_", "reduction"))} | {"lr": cfg.learning_rate},
+        "training_data": cfg.data_dir or "huggingface",
+        "dev_metrics": best["dev"],
+        "best_step": best["step"],
+        "trainable_parameters": backend.trainable_count(),
+        "base_parameters": backend.base_parameters,
+        "library_versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                             "adapters": adapters.__version__, "peft": peft.__version__,
+                             "datasets": datasets.__version__, "accelerate": accelerate.__version__},
+        "files": {str(p.relative_to(folder)): sha256_file(p) for p in weights},
+    }
+
+
+def _append_log(path: Path, entry: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from (the interrupted tail)."""
+    if not path.is_file():
+        return
+    lines = [l for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            pass  # a line cut by the interruption
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(l + "\n" for l in kept), encoding="utf-8")

@@ -1,0 +1,83 @@
+"""Batching and padding: every example once, little padding, first-sub-word tag labels, cache reuse."""
+import random
+
+import torch
+
+from adapterxfer.features import (IGNORE, cached_tokenize, collate, length_grouped_batches, sorted_batches,
+                                  tokenize)
+
+
+def test_length_grouped_batches_cover_everything_once_with_little_padding():
+    rng = random.Random(0)
+    lengths = [rng.randint(5, 200) for _ in range(1000)]
+    batches = length_grouped_batches(lengths, 16, random.Random(1))
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    naive = sum(len(b) * max(lengths[i] for i in b) for b in (list(range(s, min(s + 16, 1000))) for s in range(0, 1000, 16)))
+    assert padded < 0.75 * naive  # grouping by length cuts the padded tokens a lot
+    again = length_grouped_batches(lengths, 16, random.Random(1))
+    assert again == batches  # a pure function of the seed: resume replays it
+
+
+def test_sorted_batches_longest_first():
+    batches = sorted_batches([3, 9, 1, 7], 2)
+    assert batches == [[1, 3], [0, 2]]
+
+
+def test_collate_pads_to_the_batch_and_masks():
+    batch = collate([{"input_ids": [0, 5, 2], "labels": 1}, {"input_ids": [0, 2], "labels": 0}], pad_id=1)
+    assert batch["input_ids"].tolist() == [[0, 5, 2], [0, 2, 1]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["labels"].tolist() == [1, 0]
+    mc = collate([{"input_ids": [[0, 4], [0, 4, 5, 2]], "labels": 1}], pad_id=1)
+    assert mc["input_ids"].shape == (1, 2, 4) and mc["attention_mask"][0, 0].tolist() == [1, 1, 0, 0]
+    tags = collate([{"input_ids": [0, 7, 2], "labels": [IGNORE, 3, IGNORE]}, {"input_ids": [0, 2], "labels": [IGNORE, IGNORE]}], 1)
+    assert torch.equal(tags["labels"], torch.tensor([[IGNORE, 3, IGNORE], [IGNORE, IGNORE, IGNORE]]))
+
+
+class SplitTokenizer:
+    """Stands in for a fast tokenizer: splits each word into its characters (several sub-words per word)."""
+
+    class Encoding(dict):
+        def __init__(self, ids, words):
+            super().__init__(input_ids=ids)
+            self._words = words
+
+        def word_ids(self, i):
+            return self._words[i]
+
+    def __call__(self, words_batch, is_split_into_words=True, truncation=True, max_length=512):
+        ids, words = [], []
+        for sent in words_batch:
+            row, wid = [0], [None]
+            for w, word in enumerate(sent):
+                row += [ord(c) for c in word]
+                wid += [w] * len(word)
+            ids.append(row[:max_length - 1] + [2])
+            words.append(wid[:max_length - 1] + [None])
+        return self.Encoding(ids, words)
+
+
+def test_tagging_labels_only_the_first_sub_word():
+    feats = tokenize("tagging", [{"tokens": ["ab", "c"], "tags": ["X", "Y"]}], SplitTokenizer(), 16,
+                     label2id={"X": 0, "Y": 1})
+    # <s> a b c </s>: 'a' starts word 0 (X), 'b' continues it, 'c' starts word 1 (Y)
+    assert feats[0]["labels"] == [IGNORE, 0, IGNORE, 1, IGNORE]
+
+
+def test_cache_reuses_and_keys_on_content(tmp_path, monkeypatch):
+    import adapterxfer.features as features
+
+    calls = []
+    real = features.tokenize
+    monkeypatch.setattr(features, "tokenize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(features, "tokenizer_fingerprint", lambda tok: "fixed")
+    ex = [{"tokens": ["ab"], "tags": ["X"]}]
+    first = cached_tokenize(tmp_path, {"task": "t", "split": "train"}, "tagging", ex, SplitTokenizer(), 16,
+                            label2id={"X": 0})
+    second = cached_tokenize(tmp_path, {"task": "t", "split": "train"}, "tagging", ex, SplitTokenizer(), 16,
+                             label2id={"X": 0})
+    assert first == second and len(calls) == 1
+    cached_tokenize(tmp_path, {"task": "t", "split": "train"}, "tagging", [{"tokens": ["b"], "tags": ["X"]}],
+                    SplitTokenizer(), 16, label2id={"X": 0})
+    assert len(calls) == 2  # other data, other cache entry
