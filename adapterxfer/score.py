@@ -1,0 +1,290 @@
+"""Score an XTREME submission folder against a label folder, with the numbers XTREME's ``evaluate.py`` gives.
+
+Both folders use XTREME's layout ``<dir>/<task>/test-<lang>.{tsv|json}``:
+
+* ``pawsx``, ``xnli``: one label per line;
+* ``udpos``, ``panx``: one tag per line, a blank line after each sentence;
+* ``bucc2018``: ``source_id<TAB>target_id`` per line, compared as sets;
+* ``tatoeba``: one target-sentence index per line;
+* ``xquad``, ``mlqa``, ``tydiqa``: predictions ``{question_id: answer}`` JSON, labels SQuAD-format JSON.
+
+The per-task table (:data:`TASKS`) names each task's readers, consistency check and metric, like
+XTREME's ``READER_FUNCTION``/``METRIC_FUNCTION``. Problems that make a number meaningless (wrong line
+count, unknown language, unreadable file) raise :class:`UserError`; problems that XTREME scores through
+(unanswered questions, languages not submitted) are reported in :attr:`Scores.warnings` and logged.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .errors import UserError
+from .metrics import (accuracy, bucc_f1, mean, missing_ids, mlqa_scores, squad_scores, tagging_f1,
+                      tatoeba_accuracy)
+
+log = logging.getLogger(__name__)
+
+
+# --- readers: one per file format, each raising UserError naming the file (and line) ------------
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+    if not text.strip():
+        raise UserError(f"{path}: file is empty")
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as XTREME's open()
+
+
+def _read_lines(path: Path) -> list[str]:
+    """XTREME's ``read_label``: every line, stripped (a blank line is an example too)."""
+    lines = _read_text(path).split("\n")
+    if lines[-1] == "":  # the newline ending the last line
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
+def _read_tags(path: Path) -> list[list[str]]:
+    """XTREME's ``read_tag``: sentences of tags; every blank line ends one (so two make an empty one)."""
+    sentences, sentence = [], []
+    for line in _read_lines(path):
+        if line:
+            sentence.append(line)
+        else:
+            sentences.append(sentence)
+            sentence = []
+    if sentence:
+        sentences.append(sentence)
+    return sentences
+
+
+def _read_indices(path: Path) -> list[int]:
+    indices = []
+    for n, line in enumerate(_read_lines(path), 1):
+        try:
+            indices.append(int(line))
+        except ValueError:
+            raise UserError(f"{path}:{n}: expected a sentence index, found {line!r}") from None
+    return indices
+
+
+def _read_pairs(path: Path) -> list[tuple[str, str]]:
+    pairs = []
+    for n, line in enumerate(_read_lines(path), 1):
+        fields = tuple(line.split("\t"))
+        if len(fields) != 2 or not all(fields):
+            raise UserError(f"{path}:{n}: expected 'source_id<TAB>target_id', found {line!r}")
+        pairs.append(fields)
+    return pairs
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+
+
+def _read_qa_predictions(path: Path) -> dict[str, str]:
+    obj = _read_json(path)
+    if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
+        raise UserError(f"{path}: expected a JSON object {{question_id: answer_text}}")
+    return obj
+
+
+def _read_squad_gold(path: Path) -> dict[str, list[str]]:
+    """SQuAD-format labels (``{"data": [{"paragraphs": [{"qas": [...]}]}]}``) as ``{id: [answer texts]}``."""
+    obj = _read_json(path)
+    articles = obj["data"] if isinstance(obj, dict) and "data" in obj else obj
+    gold: dict[str, list[str]] = {}
+    try:
+        for article in articles:
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    if qa["id"] in gold:
+                        raise UserError(f"{path}: question id {qa['id']!r} appears twice")
+                    gold[qa["id"]] = [answer["text"] for answer in qa["answers"]]
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{path}: not SQuAD-format JSON (data/paragraphs/qas/id/answers/text): "
+                        f"{type(e).__name__} {e}") from None
+    if not gold:
+        raise UserError(f"{path}: no questions")
+    return gold
+
+
+# --- checks: a prediction file against its label file; raise on mismatch, return warnings --------
+
+
+def _same_lines(preds: list, golds: list, pred_path: Path, gold_path: Path) -> list[str]:
+    if len(preds) != len(golds):
+        raise UserError(f"{pred_path}: {len(preds)} lines, expected {len(golds)} "
+                        f"(one per line of {gold_path})")
+    return []
+
+
+def _same_sentences(preds: list[list[str]], golds: list[list[str]], pred_path: Path,
+                    gold_path: Path) -> list[str]:
+    if len(preds) != len(golds):
+        raise UserError(f"{pred_path}: {len(preds)} sentences, expected {len(golds)} as in {gold_path}")
+    line = 1
+    for i, (p, g) in enumerate(zip(preds, golds), 1):
+        if len(p) != len(g):
+            raise UserError(f"{pred_path}:{line}: sentence {i} has {len(p)} tags, "
+                            f"expected {len(g)} as in {gold_path}")
+        line += len(p) + 1
+    return []
+
+
+def _any_pairs(preds, golds, pred_path: Path, gold_path: Path) -> list[str]:
+    return []  # BUCC predictions are a set of pairs: any number is fine
+
+
+def _question_ids(preds: dict[str, str], golds: dict[str, list[str]], pred_path: Path,
+                  gold_path: Path) -> list[str]:
+    warnings = []
+    unanswered = missing_ids(preds, golds)
+    if unanswered:
+        warnings.append(f"{pred_path}: {len(unanswered)} of {len(golds)} questions unanswered, "
+                        f"scored as wrong (e.g. {', '.join(unanswered[:3])})")
+    unknown = [qid for qid in preds if qid not in golds]
+    if unknown:
+        warnings.append(f"{pred_path}: {len(unknown)} ids not in {gold_path}, ignored "
+                        f"(e.g. {', '.join(unknown[:3])})")
+    return warnings
+
+
+# --- the task table ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class XtremeTask:
+    """How one task's files are read, checked against each other and scored."""
+
+    languages: tuple[str, ...]  # XTREME's order: averages are summed in it
+    ext: str
+    read_pred: Callable[[Path], Any]
+    read_gold: Callable[[Path], Any]
+    check: Callable[[Any, Any, Path, Path], list[str]]
+    metric: Callable[[Any, Any, str], dict[str, float]]
+
+
+def _langs(codes: str) -> tuple[str, ...]:
+    return tuple(codes.split(","))
+
+
+def _ignore_lang(metric: Callable[[Any, Any], dict[str, float]]) -> Callable[..., dict[str, float]]:
+    return lambda preds, golds, lang: metric(preds, golds)
+
+
+_CLASSIFY = dict(ext="tsv", read_pred=_read_lines, read_gold=_read_lines, check=_same_lines,
+                 metric=_ignore_lang(accuracy))
+_TAG = dict(ext="tsv", read_pred=_read_tags, read_gold=_read_tags, check=_same_sentences,
+            metric=_ignore_lang(tagging_f1))
+_QA = dict(ext="json", read_pred=_read_qa_predictions, read_gold=_read_squad_gold, check=_question_ids,
+           metric=_ignore_lang(squad_scores))
+
+#: XTREME's tasks and languages (``TASK2LANGS`` of its evaluate.py), in its order.
+TASKS: dict[str, XtremeTask] = {
+    "pawsx": XtremeTask(_langs("de,en,es,fr,ja,ko,zh"), **_CLASSIFY),
+    "xnli": XtremeTask(_langs("ar,bg,de,el,en,es,fr,hi,ru,sw,th,tr,ur,vi,zh"), **_CLASSIFY),
+    "panx": XtremeTask(_langs("ar,he,vi,id,jv,ms,tl,eu,ml,ta,te,af,nl,en,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,"
+                              "bg,ru,ja,ka,ko,th,sw,yo,my,zh,kk,tr,et,fi,hu"), **_TAG),
+    "udpos": XtremeTask(_langs("af,ar,bg,de,el,en,es,et,eu,fa,fi,fr,he,hi,hu,id,it,ja,kk,ko,mr,nl,pt,ru,ta,"
+                               "te,th,tl,tr,ur,vi,yo,zh"), **_TAG),
+    "bucc2018": XtremeTask(_langs("de,fr,ru,zh"), ext="tsv", read_pred=_read_pairs, read_gold=_read_pairs,
+                           check=_any_pairs, metric=_ignore_lang(bucc_f1)),
+    "tatoeba": XtremeTask(_langs("ar,he,vi,id,jv,tl,eu,ml,ta,te,af,nl,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,"
+                                 "ja,ka,ko,th,sw,zh,kk,tr,et,fi,hu"),
+                          ext="tsv", read_pred=_read_indices, read_gold=_read_indices, check=_same_lines,
+                          metric=_ignore_lang(tatoeba_accuracy)),
+    "xquad": XtremeTask(_langs("en,es,de,el,ru,tr,ar,vi,th,zh,hi"), **_QA),
+    "mlqa": XtremeTask(_langs("en,es,de,ar,hi,vi,zh"), **{**_QA, "metric": mlqa_scores}),
+    "tydiqa": XtremeTask(_langs("en,ar,bn,fi,id,ko,ru,sw,te"), **_QA),
+}
+QA_TASKS = ("xquad", "mlqa", "tydiqa")
+
+
+class Scores(dict):
+    """``{task: {"avg_<metric>": x, ..., "avg_metric": x, "<lang>": {"<metric>": x}}}`` (percentages)
+    plus ``warnings``: what was scored through but deserves a look (unanswered questions, missing languages).
+
+    ``avg_metric`` is XTREME's headline number: the mean of ``avg_exact_match`` and ``avg_f1`` for QA,
+    ``avg_f1`` for tagging and BUCC, ``avg_accuracy`` otherwise.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+
+
+def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[str] | None = None) -> Scores:
+    """Score ``pred_dir`` against ``label_dir`` for ``tasks`` (default: each XTREME task folder in ``pred_dir``).
+
+    Each task scores the languages that have a prediction file; averages are over those languages,
+    summed in XTREME's order, so a full submission gets exactly XTREME's numbers (a partial one, a warning).
+    """
+    pred_dir, label_dir = Path(pred_dir), Path(label_dir)
+    for folder, what in ((pred_dir, "prediction"), (label_dir, "label")):
+        if not folder.is_dir():
+            raise UserError(f"{what} folder {folder} does not exist")
+    scores = Scores()
+    for name in _select_tasks(pred_dir, tasks):
+        scores[name] = _score_task(name, pred_dir / name, label_dir / name, scores.warnings)
+    for warning in scores.warnings:
+        log.warning(warning)
+    return scores
+
+
+def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None) -> list[str]:
+    if tasks is None:
+        names = [name for name in TASKS if (pred_dir / name).is_dir()]
+        if not names:
+            raise UserError(f"{pred_dir} has no XTREME task folder (one of: {', '.join(TASKS)})")
+        return names
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    for name in tasks:
+        if name not in TASKS:
+            raise UserError(f"unknown XTREME task '{name}' (known: {', '.join(TASKS)})")
+    return [name for name in TASKS if name in tasks]
+
+
+def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str]) -> dict[str, Any]:
+    task = TASKS[name]
+    for folder, what in ((pred_dir, "predictions"), (gold_dir, "labels")):
+        if not folder.is_dir():
+            raise UserError(f"no {name} {what}: {folder} does not exist")
+    pred_files = {path.name[len("test-"):-len(task.ext) - 1]: path
+                  for path in sorted(pred_dir.glob(f"test-*.{task.ext}"))}
+    if not pred_files:
+        raise UserError(f"{pred_dir}: no test-<lang>.{task.ext} prediction files")
+    for lang, path in pred_files.items():
+        if lang not in task.languages:
+            raise UserError(f"{path}: '{lang}' is not an XTREME {name} language "
+                            f"({', '.join(task.languages)})")
+    langs = [lang for lang in task.languages if lang in pred_files]
+    if len(langs) < len(task.languages):
+        absent = [lang for lang in task.languages if lang not in pred_files]
+        warnings.append(f"{name}: no predictions for {', '.join(absent)}; averages cover {len(langs)} of "
+                        f"{len(task.languages)} languages, unlike XTREME's")
+
+    per_lang = {}
+    for lang in langs:
+        pred_path, gold_path = pred_files[lang], gold_dir / f"test-{lang}.{task.ext}"
+        if not gold_path.is_file():
+            raise UserError(f"no {name} labels for '{lang}': {gold_path} does not exist")
+        preds, golds = task.read_pred(pred_path), task.read_gold(gold_path)
+        warnings.extend(task.check(preds, golds, pred_path, gold_path))
+        per_lang[lang] = task.metric(preds, golds, lang)
+
+    averages = {f"avg_{m}": mean(per_lang[lang][m] for lang in langs) for m in per_lang[langs[0]]}
+    if name in QA_TASKS:
+        averages["avg_metric"] = (averages["avg_exact_match"] + averages["avg_f1"]) / 2
+    else:
+        averages["avg_metric"] = averages.get("avg_f1", averages.get("avg_accuracy"))
+    return {**averages, **per_lang}

@@ -1,0 +1,110 @@
+"""The command line: help with examples, one-line errors with exit status 2, nothing lost."""
+import pytest
+from click.testing import CliRunner
+
+from adapterxfer import training
+from adapterxfer.cli import main
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def error_line(result):
+    assert result.exit_code == 2, result.output
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+def test_help_has_examples():
+    result = invoke("train-intermediate", "--help")
+    assert result.exit_code == 0 and "Examples:" in result.output and "--resume" in result.output
+    assert "mnli" in invoke("tasks").output
+
+
+def test_unknown_task():
+    assert "did you mean mnli" in error_line(invoke("train-intermediate", "mnlu", "--output", "x"))
+
+
+def test_model_that_is_not_xlmr(tmp_path):
+    from transformers import GPT2Config
+
+    GPT2Config(n_layer=1).save_pretrained(tmp_path / "gpt")
+    line = error_line(invoke("train-intermediate", "mnli", "--model", tmp_path / "gpt", "--output", tmp_path / "o"))
+    assert "gpt2 model" in line and "xlm-roberta" in line
+
+
+def test_unreachable_hub_model_says_how_to_use_local_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    line = error_line(invoke("train-intermediate", "mnli", "--model", "no-org/no-such-model-xyz",
+                             "--output", tmp_path / "o"))
+    assert "--model DIR" in line
+
+
+def test_yaml_config_unknown_key_and_wrong_type(tmp_path):
+    (tmp_path / "bad.yaml").write_text("lr: 1e-4\nbatch_sise: 8\n")
+    assert "bad.yaml: unknown key(s) batch_sise" in error_line(
+        invoke("train-intermediate", "mnli", "--config", tmp_path / "bad.yaml", "--output", tmp_path / "o"))
+    (tmp_path / "bad2.yaml").write_text("epochs: three\n")
+    assert "bad2.yaml: epochs must be float" in error_line(
+        invoke("train-intermediate", "mnli", "--config", tmp_path / "bad2.yaml", "--output", tmp_path / "o"))
+
+
+def test_yaml_values_apply_and_flags_win(tmp_path):
+    (tmp_path / "r.yaml").write_text("lr: 3.0e-4\nbatch_size: 8\nmethod: lora\n")
+    cfg = training.TrainConfig.load(str(tmp_path / "r.yaml"), task="mnli", output="o", batch_size=4, lr=None)
+    assert (cfg.lr, cfg.batch_size, cfg.method, cfg.learning_rate) == (3e-4, 4, "lora", 3e-4)
+    assert training.TrainConfig.load(None, task="mnli", output="o", method="lora").learning_rate == 5e-4
+    assert training.TrainConfig.load(None, task="mnli", output="o").learning_rate == 1e-4
+
+
+def test_peft_offers_lora_only(tmp_path):
+    assert "not available with --backend peft" in error_line(
+        invoke("train-intermediate", "mnli", "--backend", "peft", "--output", tmp_path / "o"))
+
+
+def args(tiny_model_dir, synthetic_data, out, *extra):
+    return ("train-intermediate", "mnli", "--model", tiny_model_dir, "--data-dir", synthetic_data / "mnli",
+            "--output", out, "--max-steps", "4", "--batch-size", "8", "--quiet", *extra)
+
+
+def test_existing_output_is_kept_unless_overwrite(tmp_path, tiny_model_dir, synthetic_data):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    line = error_line(invoke(*args(tiny_model_dir, synthetic_data, out, "--cache-dir", tmp_path / "c")))
+    assert "already exists" in line and (out / "precious.txt").read_text() == "keep me"
+    result = invoke(*args(tiny_model_dir, synthetic_data, out, "--cache-dir", tmp_path / "c", "--overwrite"))
+    assert result.exit_code == 0, result.output
+    assert (out / "adapterxfer.json").is_file() and not (out / "precious.txt").exists()
+
+
+def test_interrupted_run_then_corrupt_checkpoint(tmp_path, tiny_model_dir, synthetic_data, monkeypatch):
+    out = tmp_path / "o"
+    base = args(tiny_model_dir, synthetic_data, out, "--cache-dir", tmp_path / "c", "--save-steps", "2")
+
+    def crash(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "module_card", crash)  # dies after the last checkpoint, before publishing
+    result = invoke(*base)
+    assert result.exit_code == 130 and "--resume" in result.output
+    assert not out.exists() and (tmp_path / "o.partial" / "checkpoints").is_dir()
+
+    assert "unfinished run" in error_line(invoke(*base))
+    changed = [a if a != "8" else "4" for a in base]  # another batch size
+    assert "settings differ" in error_line(invoke(*changed, "--resume"))
+
+    ckpt = sorted((tmp_path / "o.partial" / "checkpoints").glob("step-*"))[-1]
+    data = bytearray((ckpt / "trainable.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (ckpt / "trainable.safetensors").write_bytes(bytes(data))
+    line = error_line(invoke(*base, "--resume"))
+    assert "corrupt" in line and str(ckpt) in line
+    monkeypatch.undo()
+
+
+def test_demo_help_mentions_tiny_model():
+    result = invoke("demo", "--help")
+    assert result.exit_code == 0 and "tiny" in result.output
