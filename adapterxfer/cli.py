@@ -131,6 +131,103 @@ def train_intermediate(task, config_file, overwrite, resume, quiet, **settings):
     train(cfg, overwrite=overwrite, resume=resume, progress=not quiet)
 
 
+@main.command("train-target")
+@click.argument("task")
+@click.option("--stack", help="A finished intermediate module to stack under the new one (kept frozen).")
+@click.option("--fuse", help="Comma-separated intermediate modules to fuse (AdapterFusion), kept frozen.")
+@click.option("--intermediate", type=click.Choice(["none"]), help="'none': the no-intermediate baseline.")
+@training_options
+@friendly
+def train_target(task, stack, fuse, intermediate, config_file, overwrite, resume, quiet, **settings):
+    """Train a module + head for an XTREME target TASK on English data, on top of intermediate modules.
+
+    \b
+    Examples:
+      adapterxfer train-target xnli --stack modules/mnli --output runs/mnli-xnli
+      adapterxfer train-target panx --fuse modules/mnli,modules/squad,modules/hellaswag --output runs/fuse3-panx
+      adapterxfer train-target xnli --intermediate none --output runs/baseline-xnli
+      adapterxfer train-target udpos --stack modules/mnli --data-dir ./download --output runs/mnli-udpos
+    """
+    from .tasks import get_task
+    from .training import TrainConfig, train
+
+    spec = get_task(task)
+    if len(spec.languages) <= 1:
+        raise UserError(f"'{spec.name}' is an intermediate task; use train-intermediate")
+    if spec.format == "retrieval":
+        raise UserError(f"'{spec.name}' has no training data: it is evaluated by retrieval "
+                        f"(adapterxfer evaluate MODULE --task {spec.name})")
+    cfg = TrainConfig.load(config_file, task=spec.name, stack=stack, fuse=fuse, **settings)
+    if not cfg.intermediates and intermediate != "none":
+        raise UserError("say what to build on: --stack DIR, --fuse DIR,DIR,... or --intermediate none")
+    train(cfg, overwrite=overwrite, resume=resume, progress=not quiet)
+
+
+@main.command("score")
+@click.argument("pred_dir", type=click.Path(file_okay=False))
+@click.argument("label_dir", type=click.Path(file_okay=False))
+@click.option("--task", "tasks", multiple=True, help="Score only this task (repeatable) [every task folder].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {task: {avg_<metric>, <lang>: {...}}}.")
+@friendly
+def score_cmd(pred_dir, label_dir, tasks, as_json):
+    """Score predictions in XTREME's submission layout (<dir>/<task>/test-<lang>.<tsv|json>) against labels.
+
+    Gives the same numbers as XTREME's own evaluate.py (percentages, plain means over languages).
+
+    \b
+    Examples:
+      adapterxfer score results/mnli-xnli/predictions ./labels
+      adapterxfer score results/mnli-xnli/predictions ./labels --task xnli --json
+    """
+    import json
+
+    from .score import markdown_scores, score_folder
+
+    scores = score_folder(pred_dir, label_dir, list(tasks) or None)
+    if as_json:
+        click.echo(json.dumps(scores, ensure_ascii=False))
+    else:
+        click.echo(markdown_scores(scores))
+    for warning in scores.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@main.command("evaluate")
+@click.argument("module_dir", required=False)
+@click.option("--task", help="Task to evaluate [the module's]; bucc2018/tatoeba run retrieval on any module.")
+@click.option("--languages", default="all", show_default=True, help="Comma-separated languages, or all.")
+@click.option("--split", type=click.Choice(["dev", "test"]), default="dev", show_default=True,
+              help="dev: labelled dev sets (as the study's grid); test: XTREME's submission files.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="XTREME's download/ folder [the HF hub].")
+@click.option("--labels", "labels_dir", type=click.Path(file_okay=False),
+              help="Label folder in XTREME's layout, to score --split test predictions.")
+@click.option("--output", "-o", required=True, help="Folder for predictions/, results.json, results.md.")
+@click.option("--model", help="Base model [the one the module was trained on]; needed without a module.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--max-length", type=int, help="Max tokens [the task's: 256; 384 for QA].")
+@click.option("--layer", type=int, help="Retrieval: hidden layer to pool [14 of 24, same depth fraction].")
+@friendly
+def evaluate_cmd(module_dir, task, languages, split, data_dir, labels_dir, output, model, batch_size,
+                 max_length, layer):
+    """Zero-shot evaluation of MODULE_DIR on every language of its XTREME task.
+
+    Writes predictions/<task>/test-<lang>.<tsv|json> (XTREME's submission layout), results.json and
+    results.md. Missing languages are listed in one line, never skipped silently.
+
+    \b
+    Examples:
+      adapterxfer evaluate runs/mnli-xnli --languages all --data-dir ./download --output results/mnli-xnli
+      adapterxfer evaluate runs/mnli-xnli --split test --data-dir ./download --output results/mnli-xnli-test
+      adapterxfer evaluate modules/mnli --task tatoeba --data-dir ./download --output results/mnli-tatoeba
+      adapterxfer evaluate --task bucc2018 --model xlm-roberta-large --data-dir ./download --output results/bucc
+    """
+    from .zeroshot import evaluate_run
+
+    evaluate_run(module_dir, output, task=task, languages=languages, split=split, data_dir=data_dir,
+                 labels_dir=labels_dir, model=model, batch_size=batch_size, max_length=max_length, layer=layer,
+                 log=click.echo)
+
+
 @main.command("demo")
 @click.option("--workdir", type=click.Path(file_okay=False), default="adapterxfer-demo", show_default=True,
               help="Where the demo writes its modules.")

@@ -1,13 +1,16 @@
 """Readers: turn a task's source rows (local files or a HF dataset) into normalised examples.
 
-One reader serves every task: local files carry the same split names and columns as the task's
-Hugging Face dataset (``DIR[/subdir]/<split>.{jsonl,json,csv,tsv,parquet}``), and the spec's field
-expressions (see :mod:`adapterxfer.tasks`) map a row to the format's fields. Every problem is a
-:class:`UserError` naming the file and line.
+One reader serves every task. Intermediate tasks' local files carry the same split names and columns
+as the task's Hugging Face dataset (``DIR[/subdir]/<split>.{jsonl,json,csv,tsv,parquet}``); XTREME's
+target tasks read the ``download/`` folder of XTREME's ``scripts/download_data.sh`` through their
+sources' file patterns, one language at a time. The spec's field expressions (see
+:mod:`adapterxfer.tasks`) map a row to the format's fields. Every problem is a :class:`UserError`
+naming the file and line.
 """
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,16 +21,19 @@ from .tasks import Source, TaskSpec
 TABLE_EXTS = ("jsonl", "json", "csv", "tsv", "parquet")
 
 
-def load_examples(spec: TaskSpec, split: str, data_dir: str | Path | None = None) -> list[dict]:
-    """All examples of ``split`` ("train" or "dev") of a single task, normalised to its format."""
-    sources = [s for s in spec.sources if split in s.splits]
-    if not sources:
-        raise UserError(f"task '{spec.name}' has no '{split}' split")
+def load_examples(spec: TaskSpec, split: str, data_dir: str | Path | None = None,
+                  lang: str | None = None) -> list[dict]:
+    """All examples of ``split`` ("train", "dev", "test") of a single task in ``lang`` (default English),
+    normalised to its format. Rows of unlabelled files (XTREME's test files) have label/tags/answers None."""
+    if spec.format == "retrieval":
+        raise UserError(f"'{spec.name}' is a retrieval task: read it with load_retrieval")
+    lang = _language(spec, lang)
     examples = []
-    for source in sources:
+    for source in _sources(spec, split):
+        labelled = data_dir is None or split not in source.unlabelled
         for name in source.splits[split]:
-            for where, row in _rows(spec, source, name, data_dir):
-                ex = normalise(spec, source, row, where)
+            for where, row in _rows(spec, source, split, name, data_dir, lang, labelled):
+                ex = normalise(spec, source, row, where, labelled)
                 if ex is not None:
                     examples.append(ex)
     if not examples:
@@ -35,47 +41,154 @@ def load_examples(spec: TaskSpec, split: str, data_dir: str | Path | None = None
     return examples
 
 
+def load_retrieval(spec: TaskSpec, split: str, lang: str, data_dir: str | Path | None = None) -> dict:
+    """One language of a retrieval task against English: ``source_ids``/``source`` (sentences in
+    ``lang``), ``target_ids``/``target`` (English) and ``gold``, a list of ``(source_id, target_id)``
+    pairs, or None where the files withhold it (BUCC's test split; Tatoeba in XTREME's download, whose
+    English side is sorted). Tatoeba's ids are line indices ("0", "1", ...)."""
+    if spec.format != "retrieval":
+        raise UserError(f"'{spec.name}' is not a retrieval task: read it with load_examples")
+    lang = _language(spec, lang)
+    source = _sources(spec, split)[0]
+    if data_dir is None:  # the Hub's Tatoeba: aligned sentence pairs
+        f = source.fields or spec.fields
+        rows = [row for _, row in _rows(spec, source, split, source.splits[split][0], None, lang)]
+        ids = [str(i) for i in range(len(rows))]
+        return {"source_ids": ids, "source": [row[f["source"]].strip() for row in rows],
+                "target_ids": ids, "target": [row[f["target"]].strip() for row in rows], "gold": list(zip(ids, ids))}
+    src_path, tgt_path = (_local_file(spec, source, split, data_dir, lang, side) for side in (lang, "en"))
+    if source.local_format == "lines":
+        src, tgt = read_lines(src_path), read_lines(tgt_path)
+        return {"source_ids": [str(i) for i in range(len(src))], "source": src,
+                "target_ids": [str(i) for i in range(len(tgt))], "target": tgt, "gold": None}
+    src, tgt = read_pairs(src_path), read_pairs(tgt_path)
+    gold_path = Path(data_dir) / _fill(source.files[split], source, lang, "gold")
+    gold = None
+    if gold_path.is_file():
+        known = ({i for _, i, _ in src}, {i for _, i, _ in tgt})
+        gold = []
+        for where, src_id, tgt_id in read_pairs(gold_path):
+            if src_id not in known[0] or tgt_id not in known[1]:
+                raise UserError(f"{where}: gold pair {src_id}, {tgt_id} names a sentence that is not in "
+                                f"{src_path.name} or {tgt_path.name}")
+            gold.append((src_id, tgt_id))
+    return {"source_ids": [i for _, i, _ in src], "source": [t for _, _, t in src],
+            "target_ids": [i for _, i, _ in tgt], "target": [t for _, _, t in tgt], "gold": gold}
+
+
+def available_languages(spec: TaskSpec, split: str, data_dir: str | Path | None = None
+                        ) -> tuple[list[str], list[str]]:
+    """``(present, missing)`` languages of ``split``: those whose local files all exist under ``data_dir``,
+    or, without it, those an online source serves. English-only splits (training data) have one language."""
+    sources = _sources(spec, split)
+    per_lang = any("{lang}" in s.files[split] for s in sources if s.files)
+
+    def present(lang: str) -> bool:
+        if data_dir is None:
+            return all(s.hf_path for s in sources)
+        sides = (lang, "en") if spec.format == "retrieval" else (None,)
+        return all(_find_local(s, split, name, data_dir, lang, side) is not None
+                   for s in sources for name in s.splits[split] for side in sides)
+
+    langs = spec.languages if per_lang else ("en",)
+    found = [lang for lang in langs if present(lang)]
+    return found, [lang for lang in langs if lang not in found]
+
+
 # ---------------------------------------------------------------- sources
 
-def _rows(spec: TaskSpec, source: Source, name: str, data_dir) -> Iterator[tuple[str, dict]]:
-    if data_dir is not None:
-        return _local_rows(spec, source, name, Path(data_dir) / source.subdir)
-    if source.hf_path is None:
-        raise UserError(f"task '{spec.name}' has no online source. {spec.note}")
-    return _hf_rows(spec, source, name)
+def _language(spec: TaskSpec, lang: str | None) -> str:
+    lang = lang or "en"
+    if lang not in spec.languages:
+        raise UserError(f"task '{spec.name}' has no language '{lang}' (languages: {', '.join(spec.languages)})")
+    return lang
 
 
-def _local_rows(spec, source, name, folder: Path):
-    if source.local_format == "conll":
-        candidates = [folder / f"{name}.conll", folder / f"{name}.txt", folder / f"{name}.tsv"]
-    else:
-        candidates = [folder / f"{name}.{ext}" for ext in TABLE_EXTS]
-    path = next((p for p in candidates if p.is_file()), None)
-    if path is None:
-        expected = ", ".join(_columns(spec)) if source.local_format == "table" else "token<TAB>tag lines"
-        note = f" {spec.note}" if spec.note else ""
-        raise UserError(f"task '{spec.name}': missing data file {candidates[0]} (or .{'/.'.join(TABLE_EXTS[1:])}"
-                        f" for tables); expected {expected}.{note}")
+def _sources(spec: TaskSpec, split: str) -> list[Source]:
+    sources = [s for s in spec.sources if split in s.splits]
+    if not sources:
+        known = sorted({name for s in spec.sources for name in s.splits})
+        raise UserError(f"task '{spec.name}' has no '{split}' split (it has: {', '.join(known) or 'none'}). "
+                        f"{spec.description}")
+    return sources
+
+
+def _fill(pattern: str, source: Source, lang: str, side: str | None = None) -> str:
+    return pattern.format(lang=lang, name=source.lang_names.get(lang, lang), side=side or lang)
+
+
+def _rows(spec: TaskSpec, source: Source, split: str, name: str, data_dir, lang: str, labelled: bool = True
+          ) -> Iterator[tuple[str, dict]]:
+    if source.files and "{lang}" not in source.files[split] and lang != "en":
+        raise UserError(f"task '{spec.name}': its '{split}' split is English only ({source.files[split]})")
+    if data_dir is None:
+        if source.hf_path is None:
+            raise UserError(f"task '{spec.name}' has no online source. {spec.note}")
+        return _hf_rows(spec, source, split, name, lang)
+    path = _local_file(spec, source, split, data_dir, lang, name=name)
     if path.stat().st_size == 0:
         raise UserError(f"{path}: file is empty")
-    reader = read_conll if source.local_format == "conll" else _TABLE_READERS[path.suffix[1:]]
-    return reader(path)
+    fmt = source.local_format
+    if fmt in ("tsv", "conll"):
+        return _LOCAL_READERS[fmt](path, source.columns or ("tokens", "tags"), labelled)
+    return read_squad(path) if fmt == "squad" else _TABLE_READERS[path.suffix[1:]](path)
 
 
-def _hf_rows(spec, source, name):
+def _find_local(source: Source, split: str, name: str, data_dir, lang: str, side: str | None = None
+                ) -> Path | None:
+    """The local file of one source split (a retrieval file's ``side``), or None when it is missing."""
+    if source.files:
+        path = Path(data_dir) / _fill(source.files[split], source, lang, side)
+        return path if path.is_file() else None
+    return next((p for p in _candidates(source, name, Path(data_dir) / source.subdir) if p.is_file()), None)
+
+
+def _candidates(source: Source, name: str, folder: Path) -> list[Path]:
+    if source.local_format == "conll":
+        return [folder / f"{name}.conll", folder / f"{name}.txt", folder / f"{name}.tsv"]
+    return [folder / f"{name}.{ext}" for ext in TABLE_EXTS]
+
+
+def _local_file(spec, source, split, data_dir, lang, side=None, name=None) -> Path:
+    """Like :func:`_find_local`, but a missing file is an error saying what was expected where."""
+    name = name or source.splits[split][0]
+    path = _find_local(source, split, name, data_dir, lang, side)
+    if path is not None:
+        return path
+    note = f" {spec.note}" if spec.note else ""
+    if source.files:
+        raise UserError(f"task '{spec.name}': no {split} data for '{lang}': missing "
+                        f"{Path(data_dir) / _fill(source.files[split], source, lang, side)} (pass --data-dir "
+                        f"pointing at the download/ folder of XTREME's scripts/download_data.sh).{note}")
+    expected = ", ".join(_columns(source.fields or spec.fields)) if source.local_format == "table" \
+        else "token<TAB>tag lines"
+    first = _candidates(source, name, Path(data_dir) / source.subdir)[0]
+    raise UserError(f"task '{spec.name}': missing data file {first} (or .{'/.'.join(TABLE_EXTS[1:])} for tables); "
+                    f"expected {expected}.{note}")
+
+
+def _hf_rows(spec, source, split, name, lang):
     import datasets
 
+    config = source.hf_config and _fill(source.hf_config, source, lang)
+    dataset = source.hf_path + (f"/{config}" if config else "")
     try:
-        ds = datasets.load_dataset(source.hf_path, source.hf_config, split=name)
+        ds = datasets.load_dataset(source.hf_path, config, split=name)
     except Exception as e:  # network, missing dataset, auth: all mean "use local files"
+        problem = f"cannot load {dataset} split '{name}' from the Hugging Face Hub ({type(e).__name__})"
+        if source.files:
+            raise UserError(f"{problem}; without a network pass --data-dir pointing at the download/ folder of "
+                            f"XTREME's scripts/download_data.sh (read: {_fill(source.files[split], source, lang)})"
+                            ) from None
         files = ", ".join(f"{n}.jsonl" for names in source.splits.values() for n in names)
         sub = f"{source.subdir}/" if source.subdir else ""
-        raise UserError(
-            f"cannot load {source.hf_path}{'/' + source.hf_config if source.hf_config else ''} split '{name}' "
-            f"from the Hugging Face Hub ({type(e).__name__}); without a network pass --data-dir DIR with "
-            f"DIR/{sub}{{{files}}} (columns: {', '.join(_columns(spec))})") from None
-    where = f"{source.hf_path}:{name}"
-    return ((f"{where} row {i + 1}", row) for i, row in enumerate(ds))
+        raise UserError(f"{problem}; without a network pass --data-dir DIR with DIR/{sub}{{{files}}} "
+                        f"(columns: {', '.join(_columns(source.fields or spec.fields))})") from None
+    rows = ((f"{dataset}:{name} row {i + 1}", row) for i, row in enumerate(ds))
+    if source.hf_where is None:
+        return rows
+    column, pattern = source.hf_where[0], _fill(source.hf_where[1], source, lang)
+    return ((where, row) for where, row in rows if fnmatch.fnmatchcase(str(row[column]), pattern))
 
 
 def read_jsonl(path: Path):
@@ -123,26 +236,90 @@ def read_parquet(path: Path):
         yield f"{path} row {i}", row
 
 
-def read_conll(path: Path):
-    """``token<TAB>tag`` lines, a blank line between sentences; yields {"tokens", "tags"} rows."""
+def read_conll(path: Path, columns=("tokens", "tags"), labelled: bool = True):
+    """``token<TAB>tag`` lines, a blank line between sentences; yields ``{columns[0]: tokens, columns[1]:
+    tags}`` rows. In an unlabelled file (XTREME's tests: a token a line) tags are None unless all given."""
     tokens, tags, start = [], [], 1
     with _open(path) as f:
         for i, line in enumerate(f, 1):
-            line = line.rstrip("\n")
+            line = line.rstrip("\r\n")
             if not line.strip():
                 if tokens:
-                    yield f"{path}:{start}", {"tokens": tokens, "tags": tags}
+                    yield f"{path}:{start}", {columns[0]: tokens, columns[1]: _all_or_none(tags)}
                 tokens, tags, start = [], [], i + 1
                 continue
             parts = line.split("\t")
-            if len(parts) < 2 or not parts[0] or not parts[-1]:
+            if labelled and (len(parts) < 2 or not parts[0] or not parts[-1]):
                 raise UserError(f"{path}:{i}: expected 'token<TAB>tag', got {line[:60]!r}")
             tokens.append(parts[0])
-            tags.append(parts[-1])
+            tags.append(parts[-1] if len(parts) > 1 and parts[-1] else None)
     if tokens:
-        yield f"{path}:{start}", {"tokens": tokens, "tags": tags}
+        yield f"{path}:{start}", {columns[0]: tokens, columns[1]: _all_or_none(tags)}
 
 
+def _all_or_none(values: list) -> list | None:
+    return None if None in values else values
+
+
+def read_tsv(path: Path, columns, labelled: bool = True):
+    """Header-less tab-separated rows named by ``columns`` (XTREME's xnli/ and pawsx/ files, written by
+    Python's csv module). An unlabelled file may leave out the last (label) column."""
+    with _open(path) as f:
+        reader = csv.reader(f, delimiter="\t")
+        for cells in reader:
+            if len(cells) != len(columns) and (labelled or len(cells) != len(columns) - 1):
+                raise UserError(f"{path}:{reader.line_num}: expected {len(columns)} tab-separated columns "
+                                f"({', '.join(columns)}{'' if labelled else '; the last optional'}), "
+                                f"got {len(cells)}")
+            yield f"{path}:{reader.line_num}", dict(zip(columns, cells))
+
+
+def read_squad(path: Path):
+    """SQuAD-format JSON (``data`` / ``paragraphs`` / ``qas``) as rows shaped like the Hub's SQuAD:
+    ``{"id", "title", "context", "question", "answers": {"text": [...], "answer_start": [...]}}``."""
+    with _open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    try:
+        for a, article in enumerate(data["data"]):
+            for p, paragraph in enumerate(article["paragraphs"]):
+                for q, qa in enumerate(paragraph["qas"]):
+                    answers = {"text": [x["text"] for x in qa["answers"]],
+                               "answer_start": [x["answer_start"] for x in qa["answers"]]}
+                    yield (f"{path}: data[{a}].paragraphs[{p}].qas[{q}] (id {qa['id']})",
+                           {"id": qa["id"], "title": article.get("title", ""), "context": paragraph["context"],
+                            "question": qa["question"], "answers": answers})
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{path}: not SQuAD-format JSON (data/paragraphs/qas with id, question, answers): "
+                        f"{type(e).__name__} {e}") from None
+
+
+def read_pairs(path: Path) -> list[tuple[str, str, str]]:
+    """``a<TAB>b`` lines as ``(file:line, a, b)``: BUCC's ``id<TAB>sentence`` and gold ``id<TAB>id`` files."""
+    pairs = []
+    with _open(path) as f:
+        for i, line in enumerate(f, 1):
+            parts = line.rstrip("\r\n").split("\t")
+            if len(parts) != 2 or not parts[0]:
+                raise UserError(f"{path}:{i}: expected 'id<TAB>text', got {line.rstrip()[:60]!r}")
+            pairs.append((f"{path}:{i}", parts[0], parts[1]))
+    if not pairs:
+        raise UserError(f"{path}: file is empty")
+    return pairs
+
+
+def read_lines(path: Path) -> list[str]:
+    """One sentence a line (Tatoeba)."""
+    with _open(path) as f:
+        lines = [line.rstrip("\r\n") for line in f]
+    if not lines:
+        raise UserError(f"{path}: file is empty")
+    return lines
+
+
+_LOCAL_READERS = {"tsv": read_tsv, "conll": read_conll}
 _TABLE_READERS = {"jsonl": read_jsonl, "json": read_json, "csv": read_table, "tsv": read_table,
                   "parquet": read_parquet}
 
@@ -167,9 +344,9 @@ def _maybe_json(value: str):
 
 # ---------------------------------------------------------------- normalisation
 
-def _columns(spec: TaskSpec) -> list[str]:
+def _columns(fields) -> list[str]:
     cols = []
-    for expr in spec.fields.values():
+    for expr in fields.values():
         if isinstance(expr, str):
             cols.append(expr.split(".")[0])
         elif isinstance(expr, list):
@@ -206,42 +383,59 @@ def _text(value, name, where, optional=False) -> str:
     return value
 
 
-def normalise(spec: TaskSpec, source: Source, row: dict, where: str) -> dict | None:
-    """Map one source row to the format's fields; ``None`` for rows without a gold label."""
-    f = spec.fields
+def normalise(spec: TaskSpec, source: Source, row: dict, where: str, labelled: bool = True) -> dict | None:
+    """Map one source row to the format's fields; ``None`` for rows without a gold label.
+
+    Rows of an unlabelled file (``labelled=False``: XTREME's test files) may lack the label, tags or
+    answers (XTREME blanks test answers to ``""``), which then are None; every other row needs them.
+    Target tasks keep empty texts, so predictions stay line-aligned with XTREME's label files.
+    """
+    f = source.fields or spec.fields
     if spec.format == "tagging":
-        tokens, tags = row.get("tokens"), row.get("tags")
+        tokens, tags = row.get(f.get("tokens", "tokens")), row.get(f.get("tags", "tags"))
+        if tags is None and not labelled:
+            tags = [None] * len(tokens or [])
         if not tokens or not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
             raise UserError(f"{where}: expected equally long non-empty 'tokens' and 'tags' lists")
+        if None in tags:
+            return {"tokens": [str(t) for t in tokens], "tags": None}
         if spec.labels is not None:
+            tags = [spec.labels[t] if isinstance(t, int) and 0 <= t < len(spec.labels) else t for t in tags]
             for tag in tags:
                 if tag not in spec.labels:
                     raise UserError(f"{where}: tag '{tag}' is not in the label set of {spec.name}")
         return {"tokens": [str(t) for t in tokens], "tags": [str(t) for t in tags]}
 
     if spec.format == "span_qa":
-        answers = _field(row, f["answers"], where)
+        context = _text(_field(row, f["context"], where), "context", where)
+        ex = {"id": str(_field(row, f["id"], where)), "context": context,
+              "question": _text(_field(row, f["question"], where), "question", where), "answers": None}
+        answers = row.get(f["answers"]) if not labelled else _field(row, f["answers"], where)
+        if not labelled and (not isinstance(answers, dict) or not any(answers.get("text") or [])):
+            return ex
         if not isinstance(answers, dict) or not isinstance(answers.get("text"), list) \
                 or not isinstance(answers.get("answer_start"), list) \
                 or len(answers["text"]) != len(answers["answer_start"]):
             raise UserError(f"{where}: 'answers' must be {{'text': [...], 'answer_start': [...]}} of equal length")
-        context = _text(_field(row, f["context"], where), "context", where)
         for text, start in zip(answers["text"], answers["answer_start"]):
             if not isinstance(start, int) or not 0 <= start <= len(context) - len(text):
                 raise UserError(f"{where}: answer_start {start!r} of {text!r} lies outside the context")
-        return {"id": str(_field(row, f["id"], where)), "context": context,
-                "question": _text(_field(row, f["question"], where), "question", where),
-                "answers": {"text": list(answers["text"]), "answer_start": list(answers["answer_start"])}}
+        ex["answers"] = {"text": list(answers["text"]), "answer_start": list(answers["answer_start"])}
+        return ex
+
+    if spec.format == "classification":
+        has_label = labelled or row.get(f["label"]) not in (None, "")
+        raw = _label(row, f["label"], where) if has_label else None
+        if has_label and raw in source.skip_labels:
+            return None
+        return {"text_a": _text(_field(row, f["text_a"], where), "text_a", where, spec.is_target),
+                "text_b": _text(_field(row, f["text_b"], where), "text_b", where, spec.is_target)
+                if "text_b" in f else None,
+                "label": _class_index(spec, raw, where) if has_label else None}
 
     raw = _label(row, f["label"], where)
     if raw in source.skip_labels:
         return None
-    if spec.format == "classification":
-        ex = {"text_a": _text(_field(row, f["text_a"], where), "text_a", where),
-              "text_b": _text(_field(row, f["text_b"], where), "text_b", where) if "text_b" in f else None}
-        ex["label"] = _class_index(spec, raw, where)
-        return ex
-
     choices = _field(row, f["choices"], where)
     if not isinstance(choices, list) or len(choices) != spec.num_choices:
         raise UserError(f"{where}: expected {spec.num_choices} choices, got {choices!r:.80}")

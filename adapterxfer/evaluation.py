@@ -38,18 +38,20 @@ def predict(backend, head: str, feats: list[dict], batch_size: int = 64, pad_id:
 
 
 def score(fmt: str, metric: str, examples: list[dict], feats: list[dict], outputs: list, *,
-          allow_impossible: bool = False) -> dict:
+          allow_impossible: bool = False, labels: list[str] | None = None) -> dict:
     """Dev metrics of one task from model outputs (see :mod:`adapterxfer.metrics`)."""
     if fmt in ("classification", "multiple_choice"):
         return metrics.accuracy([int(o.argmax()) for o in outputs], [f["labels"] for f in feats])
-    if fmt == "tagging":
+    if fmt == "tagging":  # scored on the first sub-word of each word
         preds, golds = [], []
         for f, o in zip(feats, outputs):
-            for label, p in zip(f["labels"], o.argmax(-1).tolist()):
-                if label != IGNORE:
-                    preds.append(p)
-                    golds.append(label)
-        return metrics.accuracy(preds, golds)
+            pairs = [(g, p) for g, p in zip(f["labels"], o.argmax(-1).tolist()) if g != IGNORE]
+            golds.append([g for g, _ in pairs])
+            preds.append([p for _, p in pairs])
+        if metric == "seqeval":
+            names = labels or []
+            return metrics.tagging_f1([[names[p] for p in s] for s in preds], [[names[g] for g in s] for s in golds])
+        return metrics.accuracy([p for s in preds for p in s], [g for s in golds for g in s])
     if fmt == "span_qa":
         from . import qa
 
@@ -57,5 +59,7 @@ def score(fmt: str, metric: str, examples: list[dict], feats: list[dict], output
         end = [o[1] for o in outputs]
         answers = qa.postprocess(examples, feats, start, end, allow_impossible=allow_impossible)
         gold = {e["id"]: e["answers"]["text"] for e in examples}
+        if metric == "mlqa":  # dev sets are English-only at training time
+            return metrics.mlqa_scores(answers, gold, "en")
         return metrics.squad_scores(answers, gold)
     raise ValueError(fmt)

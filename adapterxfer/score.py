@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 from .errors import UserError
 from .metrics import (accuracy, bucc_f1, mean, missing_ids, mlqa_scores, squad_scores, tagging_f1,
                       tatoeba_accuracy)
+from .tasks import TASKS as SPECS
 
 log = logging.getLogger(__name__)
 
@@ -174,10 +175,6 @@ class XtremeTask:
     metric: Callable[[Any, Any, str], dict[str, float]]
 
 
-def _langs(codes: str) -> tuple[str, ...]:
-    return tuple(codes.split(","))
-
-
 def _ignore_lang(metric: Callable[[Any, Any], dict[str, float]]) -> Callable[..., dict[str, float]]:
     return lambda preds, golds, lang: metric(preds, golds)
 
@@ -189,23 +186,19 @@ _TAG = dict(ext="tsv", read_pred=_read_tags, read_gold=_read_tags, check=_same_s
 _QA = dict(ext="json", read_pred=_read_qa_predictions, read_gold=_read_squad_gold, check=_question_ids,
            metric=_ignore_lang(squad_scores))
 
-#: XTREME's tasks and languages (``TASK2LANGS`` of its evaluate.py), in its order.
+#: XTREME's tasks in its order; each task's languages (XTREME's ``TASK2LANGS``) come from the task registry.
 TASKS: dict[str, XtremeTask] = {
-    "pawsx": XtremeTask(_langs("de,en,es,fr,ja,ko,zh"), **_CLASSIFY),
-    "xnli": XtremeTask(_langs("ar,bg,de,el,en,es,fr,hi,ru,sw,th,tr,ur,vi,zh"), **_CLASSIFY),
-    "panx": XtremeTask(_langs("ar,he,vi,id,jv,ms,tl,eu,ml,ta,te,af,nl,en,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,"
-                              "bg,ru,ja,ka,ko,th,sw,yo,my,zh,kk,tr,et,fi,hu"), **_TAG),
-    "udpos": XtremeTask(_langs("af,ar,bg,de,el,en,es,et,eu,fa,fi,fr,he,hi,hu,id,it,ja,kk,ko,mr,nl,pt,ru,ta,"
-                               "te,th,tl,tr,ur,vi,yo,zh"), **_TAG),
-    "bucc2018": XtremeTask(_langs("de,fr,ru,zh"), ext="tsv", read_pred=_read_pairs, read_gold=_read_pairs,
+    "pawsx": XtremeTask(SPECS["pawsx"].languages, **_CLASSIFY),
+    "xnli": XtremeTask(SPECS["xnli"].languages, **_CLASSIFY),
+    "panx": XtremeTask(SPECS["panx"].languages, **_TAG),
+    "udpos": XtremeTask(SPECS["udpos"].languages, **_TAG),
+    "bucc2018": XtremeTask(SPECS["bucc2018"].languages, ext="tsv", read_pred=_read_pairs, read_gold=_read_pairs,
                            check=_any_pairs, metric=_ignore_lang(bucc_f1)),
-    "tatoeba": XtremeTask(_langs("ar,he,vi,id,jv,tl,eu,ml,ta,te,af,nl,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,"
-                                 "ja,ka,ko,th,sw,zh,kk,tr,et,fi,hu"),
-                          ext="tsv", read_pred=_read_indices, read_gold=_read_indices, check=_same_lines,
-                          metric=_ignore_lang(tatoeba_accuracy)),
-    "xquad": XtremeTask(_langs("en,es,de,el,ru,tr,ar,vi,th,zh,hi"), **_QA),
-    "mlqa": XtremeTask(_langs("en,es,de,ar,hi,vi,zh"), **{**_QA, "metric": mlqa_scores}),
-    "tydiqa": XtremeTask(_langs("en,ar,bn,fi,id,ko,ru,sw,te"), **_QA),
+    "tatoeba": XtremeTask(SPECS["tatoeba"].languages, ext="tsv", read_pred=_read_indices, read_gold=_read_indices,
+                          check=_same_lines, metric=_ignore_lang(tatoeba_accuracy)),
+    "xquad": XtremeTask(SPECS["xquad"].languages, **_QA),
+    "mlqa": XtremeTask(SPECS["mlqa"].languages, **{**_QA, "metric": mlqa_scores}),
+    "tydiqa": XtremeTask(SPECS["tydiqa"].languages, **_QA),
 }
 QA_TASKS = ("xquad", "mlqa", "tydiqa")
 
@@ -288,3 +281,17 @@ def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str]) 
     else:
         averages["avg_metric"] = averages.get("avg_f1", averages.get("avg_accuracy"))
     return {**averages, **per_lang}
+
+
+def markdown_scores(scores: dict) -> str:
+    """A markdown table per task: one row per language, the averages last."""
+    blocks = []
+    for task, result in scores.items():
+        langs = [k for k in result if isinstance(result[k], dict)]
+        metrics = list(result[langs[0]]) if langs else []
+        lines = [f"### {task}", "", "| language | " + " | ".join(metrics) + " |",
+                 "|---|" + "---:|" * len(metrics)]
+        lines += [f"| {lang} | " + " | ".join(f"{result[lang][m]:.2f}" for m in metrics) + " |" for lang in langs]
+        lines.append("| **avg** | " + " | ".join(f"**{result[f'avg_{m}']:.2f}**" for m in metrics) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

@@ -10,6 +10,11 @@ normalised example fields:
 * ``{"column": "label", "offset": -1}``: a label column shifted (SocialIQA counts from 1);
 * ``{"index_of": "answerKey", "in": "choices.label"}``: the position of a value in a list column.
 
+The nine XTREME target tasks (:data:`XTREME_TASKS`) are rows too: their sources name per-split file
+patterns in the ``download/`` folder that XTREME's ``scripts/download_data.sh`` writes
+(``"panx/dev-{lang}.tsv"``) and per-language ``google/xtreme`` configs (``"PAN-X.{lang}"``). A split
+whose file pattern has no ``{lang}`` is English only (the training data, SQuAD's dev set).
+
 Adding a task means adding one entry to ``TASKS``; the trainer and readers never name tasks.
 """
 from __future__ import annotations
@@ -26,18 +31,23 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "multiple_choice": ("context", "question", "choices", "label"),  # question optional
     "span_qa": ("id", "question", "context", "answers"),
     "tagging": ("tokens", "tags"),
+    "retrieval": ("source_ids", "source", "target_ids", "target", "gold"),  # one dict per language
 }
 
 #: Metric used to pick the best dev checkpoint, per metric family.
-METRIC_KEYS = {"accuracy": "accuracy", "squad": "f1", "token_accuracy": "accuracy", "seqeval": "f1"}
+METRIC_KEYS = {"accuracy": "accuracy", "squad": "f1", "mlqa": "f1", "token_accuracy": "accuracy",
+               "seqeval": "f1", "bucc_f1": "f1"}
 
 
 @dataclass(frozen=True)
 class Source:
-    """One data source of a task: a HF dataset, mirrored by ``DIR[/subdir]/<split>.<ext>`` offline.
+    """One data source of a task: a HF dataset, mirrored by local files under ``--data-dir``.
 
-    ``splits`` maps our split names (``train``, ``dev``) to one or more source split names; a local
-    file is named like the source split (``validation_matched.jsonl``).
+    ``splits`` maps our split names (``train``, ``dev``, ``test``) to one or more source split names.
+    Without ``files`` a local file is named like the source split: ``DIR[/subdir]/validation_matched.jsonl``.
+    With ``files`` (XTREME's layout) each split has one path pattern under ``DIR``, where ``{lang}`` is
+    the language and ``{side}`` a retrieval file's side (the language, ``en``, ``gold``); ``{lang}`` and
+    ``{name}`` (``lang_names``, default the code) also fill ``hf_config`` and ``hf_where``.
     """
 
     hf_path: str | None
@@ -45,7 +55,15 @@ class Source:
     splits: Mapping[str, tuple[str, ...]]
     subdir: str = ""
     skip_labels: tuple[Any, ...] = ()  # raw label values meaning "no gold label" (SNLI's -1)
-    local_format: str = "table"  # "table": jsonl/json/csv/tsv/parquet; "conll": token<TAB>tag lines
+    # "table": jsonl/json/csv/tsv/parquet with a header; "conll": token<TAB>tag lines; "tsv": header-less
+    # tab-separated columns; "squad": SQuAD JSON; "bucc": id<TAB>sentence lines; "lines": a sentence a line
+    local_format: str = "table"
+    files: Mapping[str, str] = field(default_factory=dict)  # split -> path pattern under DIR
+    columns: tuple[str, ...] = ()  # names of a header-less file's columns ("tsv", "conll"), as the HF columns
+    fields: Mapping[str, Any] | None = None  # this source's field expressions, when not the spec's
+    unlabelled: tuple[str, ...] = ()  # splits whose local files carry no labels (XTREME strips test labels)
+    hf_where: tuple[str, str] | None = None  # (column, fnmatch pattern): one language's rows of a shared config
+    lang_names: Mapping[str, str] = field(default_factory=dict)  # language code -> "{name}" (udpos.Afrikaans)
 
 
 @dataclass(frozen=True)
@@ -57,7 +75,7 @@ class TaskSpec:
     fields: Mapping[str, Any] = field(default_factory=dict)
     labels: tuple[str, ...] | None = None  # None for tagging tasks whose tag set comes from the data
     num_choices: int | None = None
-    languages: tuple[str, ...] = ("en",)
+    languages: tuple[str, ...] = ("en",)  # target tasks: XTREME's languages, in its averaging order
     description: str = ""
     note: str = ""  # shown when data cannot be found (licences, manual downloads)
     max_length: int = 256
@@ -70,6 +88,11 @@ class TaskSpec:
     @property
     def metric_key(self) -> str:
         return METRIC_KEYS[self.metric]
+
+    @property
+    def is_target(self) -> bool:
+        """An XTREME target task: trained on English, evaluated zero-shot in each of its languages."""
+        return self.languages != ("en",)
 
 
 def _nli(name, hf_path, config, splits, description, **kw):
@@ -158,6 +181,139 @@ TASK_LIST.append(TaskSpec(
     name="multi", format="multi", metric="average", sources=(), members=MULTI_MEMBERS,
     description="all nine intermediate tasks together: one shared module, one head per task",
 ))
+
+
+# --- the nine XTREME target tasks ---------------------------------------------------------------------
+
+XTREME = "google/xtreme"  # the Hub's copy; offline, XTREME's download/ folder via each source's ``files``
+
+
+def _names(codes: str, names: str) -> dict[str, str]:
+    return dict(zip(codes.split(","), names.split()))
+
+
+#: Languages of each task in XTREME's order (``TASK2LANGS`` of its evaluate.py; averages sum in it).
+#: Other ``google/xtreme`` names: UD's language names, TyDi QA's id prefixes, Tatoeba's ISO 639-3 codes.
+_UDPOS = _names("af,ar,bg,de,el,en,es,et,eu,fa,fi,fr,he,hi,hu,id,it,ja,kk,ko,mr,nl,pt,ru,ta,te,th,tl,tr,ur,vi,yo,zh",
+                "Afrikaans Arabic Bulgarian German Greek English Spanish Estonian Basque Persian Finnish French "
+                "Hebrew Hindi Hungarian Indonesian Italian Japanese Kazakh Korean Marathi Dutch Portuguese Russian "
+                "Tamil Telugu Thai Tagalog Turkish Urdu Vietnamese Yoruba Chinese")
+_TYDIQA = _names("en,ar,bn,fi,id,ko,ru,sw,te",
+                 "english arabic bengali finnish indonesian korean russian swahili telugu")
+_TATOEBA = _names("ar,he,vi,id,jv,tl,eu,ml,ta,te,af,nl,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,ja,ka,ko,th,sw,zh,kk,"
+                  "tr,et,fi,hu",
+                  "ara heb vie ind jav tgl eus mal tam tel afr nld deu ell ben hin mar urd pes fra ita por spa bul rus "
+                  "jpn kat kor tha swh cmn kaz tur est fin hun")
+_PANX = tuple("ar,he,vi,id,jv,ms,tl,eu,ml,ta,te,af,nl,en,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,ja,ka,ko,th,sw,yo,"
+              "my,zh,kk,tr,et,fi,hu".split(","))
+
+_ALL_SPLITS = {"train": ("train",), "dev": ("validation",), "test": ("test",)}
+_TSV_PAIR = {"text_a": "sentence1", "text_b": "sentence2", "label": "label"}
+_SQUAD_TRAIN = Source(XTREME, "SQuAD", {"train": ("train",)}, local_format="squad",
+                      files={"train": "squad/train-v1.1.json"})
+_SQUAD_TRAIN_DEV = Source(XTREME, "SQuAD", {"train": ("train",), "dev": ("validation",)}, local_format="squad",
+                          files={"train": "squad/train-v1.1.json", "dev": "squad/dev-v1.1.json"})
+
+
+def _per_split(pattern: str, splits=tuple(_ALL_SPLITS)) -> dict:
+    """``files`` and ``unlabelled`` of XTREME's ``<task>/<split>-<lang>.tsv`` files: English training data,
+    test files without labels."""
+    files = {s: pattern.format(split=s, lang="en" if s == "train" else "{lang}") for s in splits}
+    return {"files": files, "unlabelled": ("test",)}
+
+
+XTREME_TASKS: list[TaskSpec] = [
+    TaskSpec(
+        name="pawsx", format="classification", metric="accuracy", labels=("0", "1"), fields=_TSV_PAIR,
+        languages=("de", "en", "es", "fr", "ja", "ko", "zh"),
+        sources=(Source(XTREME, "PAWS-X.{lang}", _ALL_SPLITS, local_format="tsv",
+                        columns=("sentence1", "sentence2", "label"), **_per_split("pawsx/{split}-{lang}.tsv")),),
+        description="PAWS-X paraphrase identification; English training data (pawsx/train-en.tsv)",
+    ),
+    TaskSpec(
+        name="xnli", format="classification", metric="accuracy", labels=("entailment", "neutral", "contradiction"),
+        fields={**_TSV_PAIR, "label": "gold_label"},
+        languages=("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh"),
+        sources=(
+            Source("nyu-mll/glue", "mnli", {"train": ("train",)}, files={"train": "xnli/train-en.tsv"},
+                   local_format="tsv", columns=("premise", "hypothesis", "label"),
+                   fields={"text_a": "premise", "text_b": "hypothesis", "label": "label"}),
+            Source(XTREME, "XNLI", {"dev": ("validation",), "test": ("test",)}, local_format="tsv",
+                   columns=("sentence1", "sentence2", "gold_label"), hf_where=("language", "{lang}"),
+                   **_per_split("xnli/{split}-{lang}.tsv", ("dev", "test"))),
+        ),
+        description="XNLI natural language inference; trains on MNLI (XTREME's xnli/train-en.tsv, or GLUE's)",
+    ),
+    TaskSpec(
+        name="panx", format="tagging", metric="seqeval", fields={"tokens": "tokens", "tags": "ner_tags"},
+        labels=("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"),  # google/xtreme's ClassLabel order
+        languages=_PANX,
+        sources=(Source(XTREME, "PAN-X.{lang}", _ALL_SPLITS, local_format="conll",
+                        columns=("tokens", "ner_tags"), **_per_split("panx/{split}-{lang}.tsv")),),
+        description="PAN-X (WikiANN) named entities, IOB tags; English training data (panx/train-en.tsv)",
+        note=("PAN-X needs a manual download: save AmazonPhotos.zip in XTREME's download/ folder (link in its "
+              "scripts/download_data.sh) and run its download_panx"),
+    ),
+    TaskSpec(
+        name="udpos", format="tagging", metric="seqeval", fields={"tokens": "tokens", "tags": "pos_tags"},
+        labels=("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
+                "PUNCT", "SCONJ", "SYM", "VERB", "X"),  # google/xtreme's ClassLabel order
+        languages=tuple(_UDPOS),
+        sources=(Source(XTREME, "udpos.{name}", _ALL_SPLITS, local_format="conll", lang_names=_UDPOS,
+                        columns=("tokens", "pos_tags"), **_per_split("udpos/{split}-{lang}.tsv")),),
+        description="Universal Dependencies part-of-speech tags (UD 2.7 in XTREME's download, 2.5 on the Hub); "
+                    "English training data (udpos/train-en.tsv); some languages (kk, th, tl, yo) have no dev set",
+    ),
+    TaskSpec(
+        name="bucc2018", format="retrieval", metric="bucc_f1", languages=("de", "fr", "ru", "zh"),
+        sources=(Source(None, None, {"dev": ("sample",), "test": ("training",)}, local_format="bucc",
+                        files={"dev": "bucc2018/{lang}-en.dev.{side}", "test": "bucc2018/{lang}-en.test.{side}"}),),
+        description="BUCC 2018 bitext mining against English, no training data; as XTREME, dev = BUCC's sample "
+                    "set (with gold pairs, to tune the threshold), test = BUCC's training set (gold withheld)",
+        note=("BUCC needs XTREME's download/bucc2018 files (its scripts/download_data.sh, download_bucc18): "
+              "google/xtreme's bucc18 configs hold only the gold pairs, not the sentences to mine among"),
+    ),
+    TaskSpec(
+        name="tatoeba", format="retrieval", metric="accuracy", languages=tuple(_TATOEBA),
+        fields={"source": "source_sentence", "target": "target_sentence"},
+        sources=(Source(XTREME, "tatoeba.{name}", {"test": ("validation",)}, local_format="lines",
+                        files={"test": "tatoeba/{lang}-en.{side}"}, lang_names=_TATOEBA),),
+        description="Tatoeba sentence retrieval against English, test only, no training data; XTREME's download "
+                    "sorts each English file, so gold (the i-th sentences align) comes only with the Hub's copy",
+    ),
+    TaskSpec(
+        name="xquad", format="span_qa", metric="squad", fields=_SQUAD_FIELDS, max_length=384,
+        languages=("en", "es", "de", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi"),
+        sources=(_SQUAD_TRAIN_DEV,
+                 Source(XTREME, "XQuAD.{lang}", {"test": ("validation",)}, local_format="squad",
+                        files={"test": "xquad/xquad.{lang}.json"}, unlabelled=("test",))),
+        description="XQuAD extractive QA, test only; trains on SQuAD v1.1 and, as XTREME's train_qa.sh, uses "
+                    "SQuAD v1.1 dev (English) as dev, from which XQuAD's English questions are drawn",
+    ),
+    TaskSpec(
+        name="mlqa", format="span_qa", metric="mlqa", fields=_SQUAD_FIELDS, max_length=384,
+        languages=("en", "es", "de", "ar", "hi", "vi", "zh"),
+        sources=(_SQUAD_TRAIN,
+                 Source(XTREME, "MLQA.{lang}.{lang}", {"dev": ("validation",), "test": ("test",)}, local_format="squad",
+                        files={"dev": "mlqa/MLQA_V1/dev/dev-context-{lang}-question-{lang}.json",
+                               "test": "mlqa/MLQA_V1/test/test-context-{lang}-question-{lang}.json"},
+                        unlabelled=("test",))),
+        description="MLQA extractive QA (context and question in one language); trains on SQuAD v1.1; "
+                    "dev = MLQA's own dev sets",
+    ),
+    TaskSpec(
+        name="tydiqa", format="span_qa", metric="squad", fields=_SQUAD_FIELDS, max_length=384,
+        languages=tuple(_TYDIQA),
+        sources=(Source(XTREME, "tydiqa", {"train": ("train",), "test": ("validation",)}, local_format="squad",
+                        files={"train": "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json",
+                               "test": "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json"},
+                        unlabelled=("test",), hf_where=("id", "{name}-*"), lang_names=_TYDIQA),),
+        description="TyDi QA gold passage; trains on its English training part; no dev split: XTREME's "
+                    "tydiqa-goldp-v1.1-dev files are its test set, so train a fixed schedule and keep the last "
+                    "checkpoint, as XTREME does",
+    ),
+]
+TASK_LIST.extend(XTREME_TASKS)
 
 TASKS: dict[str, TaskSpec] = {t.name: t for t in TASK_LIST}
 ALIASES = {"anli+": "anli_plus", "anli": "anli_plus", "squad": "squad_v1", "squad1": "squad_v1",

@@ -62,6 +62,8 @@ class TrainConfig:
     multi_sampling: str = "proportional"  # multi-task mixing: proportional or temperature
     multi_temperature: float = 2.0
     cache_dir: str | None = None
+    stack: str | None = None  # target training: a finished module to stack under the new one
+    fuse: str | None = None  # target training: comma-separated modules to fuse under the new one
 
     @classmethod
     def load(cls, file: str | None = None, **overrides) -> "TrainConfig":
@@ -90,6 +92,16 @@ class TrainConfig:
             raise UserError(f"{where}mixed_precision must be auto, no, bf16 or fp16")
         if self.multi_sampling not in ("proportional", "temperature"):
             raise UserError(f"{where}multi_sampling must be proportional or temperature")
+        if self.stack and self.fuse:
+            raise UserError("give either --stack or --fuse, not both")
+
+    @property
+    def intermediates(self) -> list[str]:
+        return [p.strip() for p in (self.stack or self.fuse or "").split(",") if p.strip()]
+
+    @property
+    def compose(self) -> str:
+        return "fuse" if self.fuse else "stack"
 
     @property
     def learning_rate(self) -> float:
@@ -138,7 +150,8 @@ def prepare_data(cfg: TrainConfig, spec: tasks.TaskSpec, tokenizer, log) -> dict
         if data_dir and spec.members:
             data_dir = str(Path(data_dir) / member.name)
         train_ex = load_examples(member, "train", data_dir)
-        dev_ex = load_examples(member, "dev", data_dir)
+        has_dev = any("dev" in s.splits for s in member.sources)
+        dev_ex = load_examples(member, "dev", data_dir) if has_dev else []  # TyDiQA: keep the last state
         labels = list(member.labels or [])
         if member.format == "tagging" and not labels:  # tag set read from the data (CCG)
             labels = sorted({t for e in train_ex + dev_ex for t in e["tags"]})
@@ -149,7 +162,7 @@ def prepare_data(cfg: TrainConfig, spec: tasks.TaskSpec, tokenizer, log) -> dict
         train_f = cached_tokenize(cache, {"task": member.name, "split": "train"}, member.format, train_ex,
                                   tokenizer, max_length, train=True, **kw)
         dev_f = cached_tokenize(cache, {"task": member.name, "split": "dev"}, member.format, dev_ex,
-                                tokenizer, max_length, train=False, **kw)
+                                tokenizer, max_length, train=False, **kw) if dev_ex else []
         log(f"{member.name}: {len(train_ex)} train examples ({len(train_f)} features), {len(dev_ex)} dev")
         out[member.name] = TaskData(member, head, train_f, dev_ex, dev_f)
     return out
@@ -267,15 +280,18 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     modules.check(method, len(tasks.members(spec)))
     base_config = basemodel.load_config(cfg.model)
     tokenizer = basemodel.load_tokenizer(cfg.model)
+    inters = [modules.read_module(p) for p in cfg.intermediates]
+    modules.check_fits(inters, basemodel.config_hash(base_config), cfg.model, method.backend)
     out, partial = prepare_output(cfg, overwrite, resume)
 
     torch.manual_seed(cfg.seed)
     data = prepare_data(cfg, spec, tokenizer, log)
-    backend = modules.build(cfg.model, spec.name, method, [d.head for d in data.values()])
+    backend = modules.build(cfg.model, spec.name, method, [d.head for d in data.values()], inters, cfg.compose)
     params = backend.trainable_parameters()
-    n_train = backend.trainable_count()
+    n_train, n_fusion = backend.trainable_count(), backend.fusion_parameters()
     log(f"trainable parameters: {n_train:,} ({100 * n_train / backend.base_parameters:.2f}% of the "
-        f"{backend.base_parameters:,} frozen base parameters)")
+        f"{backend.base_parameters:,} frozen base parameters)"
+        + (f", of which the fusion layers {n_fusion:,}" if n_fusion else ""))
 
     mixed = cfg.mixed_precision
     if mixed == "auto":
@@ -309,11 +325,13 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
 
     def evaluate_dev(step):
         results = {}
+        if not any(d.dev for d in data.values()):
+            return None
         for name, d in data.items():
             outputs = predict(backend, name, d.dev, cfg.eval_batch_size, tokenizer.pad_token_id, device,
                               accelerator.autocast)
             results[name] = score(d.spec.format, d.spec.metric, d.dev_examples, d.dev, outputs,
-                                  allow_impossible=d.spec.name == "squad_v2")
+                                  allow_impossible=d.spec.name == "squad_v2", labels=d.head.labels)
         main = sum(results[n][d.spec.metric_key] for n, d in data.items()) / len(data)
         entry = {"step": step, "epoch": round(step / steps_per_epoch, 3), "dev": results, "dev_main": main}
         state["history"].append(entry)
@@ -358,28 +376,31 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
             running, seen, t0 = torch.zeros((), device=device), 0, time.perf_counter()
         if (cfg.eval_steps and step % cfg.eval_steps == 0) or \
                 (not cfg.eval_steps and step % steps_per_epoch == 0) or step == total:
-            if not state["history"] or state["history"][-1]["step"] != step:
-                main = evaluate_dev(step)
-                bar.write(f"step {step}: dev {main:.4f} (best {state['best_metric']:.4f} at step "
-                          f"{state['best_step']})")
+            if (not state["history"] or state["history"][-1]["step"] != step) and evaluate_dev(step) is not None:
+                bar.write(f"step {step}: dev {state['history'][-1]['dev_main']:.4f} (best "
+                          f"{state['best_metric']:.4f} at step {state['best_step']})")
         if cfg.save_steps and step % cfg.save_steps == 0 and step < total:
             save_checkpoint(partial, step, params, optimizer, scheduler, state)
     bar.close()
 
-    with torch.no_grad():  # keep-best: the module published is the best dev state
-        for n, p in params.items():
-            p.copy_(state["best_state"][n].to(p.device))
+    if state["best_state"] is not None:
+        with torch.no_grad():  # keep-best: the module published is the best dev state
+            for n, p in params.items():
+                p.copy_(state["best_state"][n].to(p.device))
+        best = next(h for h in state["history"] if h["step"] == state["best_step"])
+    else:  # no dev set: the last state
+        best = {"step": state["step"], "dev": {}}
     backend.save(partial)
     shutil.rmtree(partial / "checkpoints", ignore_errors=True)
-    best = next(h for h in state["history"] if h["step"] == state["best_step"])
-    card = module_card(cfg, spec, method, base_config, backend, data, best, partial)
+    card = module_card(cfg, spec, method, base_config, backend, data, best, partial, inters)
     write_json(partial / CARD, card)
     replace_dir(partial, out)
-    log(f"saved {out} (best dev {state['best_metric']:.4f} at step {state['best_step']})")
+    log(f"saved {out} " + (f"(best dev {state['best_metric']:.4f} at step {state['best_step']})"
+                           if state["best_metric"] is not None else "(no dev set: the last state)"))
     return out
 
 
-def module_card(cfg, spec, method, base_config, backend, data, best, folder: Path) -> dict:
+def module_card(cfg, spec, method, base_config, backend, data, best, folder: Path, inters=()) -> dict:
     """The ``adapterxfer.json`` beside the module: what it is, how it was made, checksums."""
     import accelerate
     import adapters
@@ -390,8 +411,10 @@ def module_card(cfg, spec, method, base_config, backend, data, best, folder: Pat
     weights = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in ("train_log.jsonl", "run.json"))
     return {
         "adapterxfer_version": __version__,
-        "kind": "intermediate",
+        "kind": "target" if len(spec.languages) > 1 else "intermediate",
         "task": spec.name,
+        "composition": {"compose": cfg.compose if inters else "none",
+                        "intermediates": [m.reference() for m in inters]},
         "members": [m for m in data] if spec.members else [],
         "base_model": {"id": cfg.model, "model_type": base_config.model_type,
                        "config_sha256": basemodel.config_hash(base_config)},
@@ -399,12 +422,14 @@ def module_card(cfg, spec, method, base_config, backend, data, best, folder: Pat
         "heads": {n: {"format": d.head.format, "labels": d.head.labels, "num_choices": d.head.num_choices}
                   for n, d in data.items()},
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
-                            if k not in ("task", "output", "model", "data_dir", "cache_dir", "method", "backend")
+                            if k not in ("task", "output", "model", "data_dir", "cache_dir", "method", "backend",
+                                         "stack", "fuse")
                             and not k.startswith(("lora_", "reduction"))} | {"lr": cfg.learning_rate},
         "training_data": cfg.data_dir or "huggingface",
         "dev_metrics": best["dev"],
         "best_step": best["step"],
         "trainable_parameters": backend.trainable_count(),
+        "fusion_parameters": backend.fusion_parameters(),
         "base_parameters": backend.base_parameters,
         "library_versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                              "adapters": adapters.__version__, "peft": peft.__version__,

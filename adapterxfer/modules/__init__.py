@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from ..errors import UserError
 from .base import Backend, HeadSpec, MethodConfig
+from .composition import COMPOSITIONS, Module, check_fits, read_module
 
 BACKENDS = {
     "adapters": ("seq_bn", "double_seq_bn", "lora"),
@@ -30,15 +31,78 @@ def check(method: MethodConfig, heads: int = 1) -> None:
                         f"(it offers: {', '.join(BACKENDS[method.backend])})")
 
 
-def build(model_path: str, name: str, method: MethodConfig, heads: list[HeadSpec]) -> Backend:
-    """A frozen base from ``model_path`` with a new trainable module ``name`` and the given heads."""
+def build(model_path: str, name: str, method: MethodConfig, heads: list[HeadSpec],
+          intermediates: list[Module] = (), compose: str = "stack", trained=None) -> Backend:
+    """A frozen base from ``model_path`` with a trainable module ``name`` and the given heads.
+
+    ``intermediates`` are finished modules composed under it, frozen (``compose``: stack or fuse);
+    ``trained`` is a finished module folder to load instead of initialising a new module.
+    """
     check(method, len(heads))
+    if compose not in COMPOSITIONS:
+        raise UserError(f"unknown composition '{compose}' (choose from {', '.join(COMPOSITIONS)})")
     if method.backend == "adapters":
         from .adapters_backend import AdaptersBackend as cls
     else:
         from .peft_backend import PeftBackend as cls
     with quiet():
-        return cls.create(model_path, name, method, heads)
+        return cls.create(model_path, name, method, heads, list(intermediates), compose, trained)
+
+
+def load_trained(module_dir, model: str | None = None) -> Backend:
+    """Rebuild a finished module for inference: its base, its frozen intermediates, its weights and heads.
+
+    ``model`` overrides the recorded base model id (a local copy of the same model).
+    """
+    from .. import basemodel
+
+    module = read_module(module_dir)
+    card = module.card
+    model = model or card["base_model"]["id"]
+    inters = [read_module(ref["path"]) for ref in card.get("composition", {}).get("intermediates", [])]
+    check_fits([module, *inters], basemodel.config_hash(basemodel.load_config(model)), model, module.backend)
+    method = MethodConfig(**{k: v for k, v in card["method"].items()})
+    heads = [HeadSpec(name, h["format"], h["labels"], h["num_choices"]) for name, h in card["heads"].items()]
+    compose = card.get("composition", {}).get("compose", "stack")
+    backend = build(model, card["task"], method, heads, inters, "stack" if compose == "none" else compose,
+                    trained=module.path)
+    backend.model.eval()
+    return backend
+
+
+def load_encoder(model: str, module_dir=None):
+    """The base encoder with a finished module active and no head, for sentence retrieval.
+
+    Returns a callable ``(input_ids, attention_mask) -> hidden_states`` (a tuple, embeddings first).
+    """
+    from .. import basemodel
+
+    config_hash = basemodel.config_hash(basemodel.load_config(model))
+    module = read_module(module_dir) if module_dir else None
+    if module is not None:
+        check_fits([module], config_hash, model, module.backend)
+    with quiet():
+        if module is None or module.backend == "peft":
+            from transformers import AutoModel
+
+            encoder = AutoModel.from_pretrained(model)
+            if module is not None:
+                from .peft_backend import merge_lora
+                encoder = merge_lora(encoder, module)
+        else:
+            from adapters import AutoAdapterModel
+
+            full = AutoAdapterModel.from_pretrained(model)
+            name = full.load_adapter(str(module.path), with_head=False, use_safetensors=True)
+            full.set_active_adapters(name)
+            encoder = full.base_model
+    encoder.eval()
+
+    def hidden_states(input_ids, attention_mask):
+        return encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+
+    hidden_states.model = encoder
+    return hidden_states
 
 
 @contextmanager
@@ -58,4 +122,6 @@ def quiet():
         adapters_logger.setLevel(level)
 
 
-__all__ = ["Backend", "HeadSpec", "MethodConfig", "build", "check", "quiet", "BACKENDS"]
+__all__ = ["Backend", "HeadSpec", "MethodConfig", "Module", "build", "check", "check_fits", "load_encoder",
+           "load_trained", "quiet",
+           "read_module", "BACKENDS", "COMPOSITIONS"]

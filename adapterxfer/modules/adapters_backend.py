@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UserError
 from .base import Backend, HeadSpec, MethodConfig
+from .composition import Module
 
 _ATTN = {"query": "q", "key": "k", "value": "v"}
 
@@ -37,20 +39,65 @@ def add_head(model, head: HeadSpec) -> None:
         raise ValueError(head.format)
 
 
+def merge_into_base(model, name: str) -> None:
+    """Fold LoRA ``name`` into the frozen weights for good, then drop it.
+
+    ``adapters`` stacks LoRA modules by feeding one delta into the next, and skips every LoRA of a
+    layer that holds a merged one; folding the intermediate in and forgetting it gives W + dW_inter,
+    under which a new LoRA trains as usual.
+    """
+    from adapters.methods.lora import LoRALayer
+
+    for module in model.modules():
+        if isinstance(module, LoRALayer) and name in module.loras:
+            module.merge_adapter(name)
+            module.merged = None  # the merge stays in the weights; the layer no longer knows about it
+    model.delete_adapter(name)
+
+
 class AdaptersBackend(Backend):
     @classmethod
-    def create(cls, model_path: str, name: str, method: MethodConfig, heads: list[HeadSpec]):
-        from adapters import AutoAdapterModel
+    def create(cls, model_path: str, name: str, method: MethodConfig, heads: list[HeadSpec],
+               intermediates: list[Module] = (), compose: str = "stack", trained: Path | None = None):
+        from adapters import AutoAdapterModel, Fuse, Stack
 
         self = cls()
-        self.model = AutoAdapterModel.from_pretrained(model_path)
-        self.base_parameters = sum(p.numel() for p in self.model.parameters())
+        model = self.model = AutoAdapterModel.from_pretrained(model_path)
+        self.base_parameters = sum(p.numel() for p in model.parameters())
         self.name, self.method = name, method
         self.heads = {h.name: h for h in heads}
-        self.model.add_adapter(name, config=adapter_config(method))
-        for h in heads:
-            add_head(self.model, h)
-        self.model.train_adapter(name)  # freezes the base; the adapter and the heads train
+
+        inter_names = []
+        for i, m in enumerate(intermediates):
+            inter = f"inter{i}_{m.task}"
+            model.load_adapter(str(m.path), with_head=False, load_as=inter, use_safetensors=True)
+            if m.method == "lora":
+                if compose == "fuse":
+                    raise UserError(f"AdapterFusion needs bottleneck adapters; {m.path} is a LoRA module")
+                merge_into_base(model, inter)
+            else:
+                inter_names.append(inter)
+
+        if trained is not None:  # a finished module: load its weights instead of new ones
+            model.load_adapter(str(trained), load_as=name, with_head=True, use_safetensors=True)
+        else:
+            model.add_adapter(name, config=adapter_config(method))
+            for h in heads:
+                add_head(model, h)
+        fuse = Fuse(*inter_names) if compose == "fuse" else None
+        if fuse is not None:
+            if trained is not None:
+                model.load_adapter_fusion(str(Path(trained) / "fusion"), use_safetensors=True)
+            else:
+                model.add_adapter_fusion(fuse, "dynamic")
+            model.train_adapter_fusion(fuse)  # freezes all but the fusion layer...
+            model.apply_to_adapter_layers(lambda i, layer: layer.enable_adapters(Stack(name), True, False))
+            self.setup = Stack(fuse, name)  # ...and the target adapter trains with it
+        else:
+            model.train_adapter(name)
+            self.setup = Stack(*inter_names, name) if inter_names else Stack(name)
+        model.set_active_adapters(self.setup)  # active is not trainable: the intermediates stay frozen
+        self.fuse = fuse
         return self
 
     def forward(self, head: str, batch: dict):
@@ -60,6 +107,7 @@ class AdaptersBackend(Backend):
         """One task: adapter + head in ``directory`` (``load_adapter(directory)`` restores both).
 
         Several tasks (multi): the shared adapter in ``directory``, each head in ``heads/<task>/``.
+        With fusion, the fusion layer in ``fusion/``.
         """
         directory = Path(directory)
         single = len(self.heads) == 1
@@ -67,3 +115,5 @@ class AdaptersBackend(Backend):
         if not single:
             for head in self.heads:
                 self.model.save_head(str(directory / "heads" / head), head, use_safetensors=True)
+        if self.fuse is not None:
+            self.model.save_adapter_fusion(str(directory / "fusion"), self.fuse, use_safetensors=True)

@@ -56,6 +56,7 @@ class Backend:
     name: str
     heads: dict[str, HeadSpec]
     base_parameters: int
+    fuse = None  # the fusion block, where the module fuses intermediates
 
     def forward(self, head: str, batch: dict):
         """Run the model with ``head``; returns an output with ``loss`` and ``logits`` (QA: start/end)."""
@@ -70,3 +71,7 @@ class Backend:
 
     def trainable_count(self) -> int:
         return sum(p.numel() for p in self.trainable_parameters().values())
+
+    def fusion_parameters(self) -> int:
+        """Trainable parameters of fusion layers (reported apart: they are large)."""
+        return sum(p.numel() for n, p in self.trainable_parameters().items() if "fusion" in n)

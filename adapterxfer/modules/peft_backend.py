@@ -1,7 +1,11 @@
 """``peft`` backend: LoRA on a Hugging Face task model, the head trained through ``modules_to_save``."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..errors import UserError
 from .base import Backend, HeadSpec, MethodConfig
+from .composition import Module
 
 #: format -> (transformers auto class, peft task type, head module name)
 TASK_MODELS = {
@@ -32,21 +36,52 @@ def task_model(model_path: str, head: HeadSpec):
     return getattr(transformers, cls_name).from_pretrained(model_path, **kw)
 
 
+def merge_lora(model, module: Module):
+    """``model`` with the LoRA deltas of a finished peft module folded into its weights (its head left out).
+
+    Both adapters active with the old one frozen would compute the same W + dW_inter + dW_target,
+    but peft refuses two adapters that each carry a head; merging first avoids that and costs
+    nothing at run time.
+    """
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    config = LoraConfig.from_pretrained(str(module.path))
+    config.modules_to_save, config.task_type = None, None
+    wrapped = get_peft_model(model, config, adapter_name="inter")
+    weights = {k: v for k, v in load_file(str(module.path / "adapter_model.safetensors")).items() if "lora_" in k}
+    prefix = model.base_model_prefix
+    if not hasattr(model, prefix):  # a bare encoder: the saved keys name the task model's encoder attribute
+        weights = {k.replace(f"base_model.model.{prefix}.", "base_model.model.", 1): v for k, v in weights.items()}
+    result = set_peft_model_state_dict(wrapped, weights, adapter_name="inter")
+    if any("lora_" in k for k in result.unexpected_keys):
+        raise UserError(f"module {module.path} does not fit this base model's layers")
+    return wrapped.merge_and_unload()
+
+
 class PeftBackend(Backend):
     @classmethod
-    def create(cls, model_path: str, name: str, method: MethodConfig, heads: list[HeadSpec]):
-        from peft import LoraConfig, get_peft_model
+    def create(cls, model_path: str, name: str, method: MethodConfig, heads: list[HeadSpec],
+               intermediates: list[Module] = (), compose: str = "stack", trained: Path | None = None):
+        from peft import LoraConfig, PeftModel, get_peft_model
 
+        if compose == "fuse":
+            raise UserError("fusion of peft LoRA modules is not available; use --stack, or adapters modules")
         head = heads[0]
         base = task_model(model_path, head)
         self = cls()
         self.base_parameters = sum(p.numel() for p in base.base_model.parameters())
-        _, task_type, head_module = TASK_MODELS[head.format]
-        config = LoraConfig(task_type=task_type, r=method.lora_r, lora_alpha=method.lora_alpha,
-                            lora_dropout=method.lora_dropout,
-                            target_modules=lora_target_regex(method.lora_targets),
-                            modules_to_save=[head_module])
-        self.model = get_peft_model(base, config)  # adapter "default": saved at the folder's root
+        for m in intermediates:
+            base = merge_lora(base, m)
+        if trained is not None:
+            self.model = PeftModel.from_pretrained(base, str(trained))
+        else:
+            _, task_type, head_module = TASK_MODELS[head.format]
+            config = LoraConfig(task_type=task_type, r=method.lora_r, lora_alpha=method.lora_alpha,
+                                lora_dropout=method.lora_dropout,
+                                target_modules=lora_target_regex(method.lora_targets),
+                                modules_to_save=[head_module])
+            self.model = get_peft_model(base, config)  # adapter "default": saved at the folder's root
         self.name, self.method, self.heads = name, method, {head.name: head}
         return self
 

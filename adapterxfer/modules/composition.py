@@ -1,0 +1,76 @@
+"""Finished modules used as frozen intermediates: reading their cards, verifying, checking they fit.
+
+Composition semantics, one per backend and method (see each backend):
+
+* ``stack``: the intermediate module stays active and frozen under the new target module
+  (bottleneck adapters: ``Stack(inter, target)``; LoRA: the intermediate delta is merged into the
+  frozen weights first, so the model computes W + dW_inter + dW_target).
+* ``fuse``: AdapterFusion over several frozen intermediate adapters, trained with the target module.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from ..fileio import sha256_file
+
+CARD = "adapterxfer.json"
+COMPOSITIONS = ("stack", "fuse")
+
+
+@dataclass
+class Module:
+    """A finished module folder and its ``adapterxfer.json`` card."""
+
+    path: Path
+    card: dict
+
+    @property
+    def method(self) -> str:
+        return self.card["method"]["method"]
+
+    @property
+    def backend(self) -> str:
+        return self.card["method"]["backend"]
+
+    @property
+    def task(self) -> str:
+        return self.card["task"]
+
+    def reference(self) -> dict:
+        """How a target module's card names this intermediate: where it was, what it was, its checksums."""
+        return {"path": str(self.path.resolve()), "task": self.task, "method": self.card["method"],
+                "files": self.card["files"]}
+
+
+def read_module(path: str | Path, verify: bool = True) -> Module:
+    """Read a finished module folder; with ``verify``, every file must match its recorded sha256."""
+    path = Path(path)
+    card_file = path / CARD
+    if not card_file.is_file():
+        what = "does not exist" if not path.exists() else f"has no {CARD} (not a finished adapterxfer module)"
+        raise UserError(f"module {path} {what}")
+    try:
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{card_file}:{e.lineno}: not valid JSON") from None
+    if verify:
+        for name, digest in card.get("files", {}).items():
+            file = path / name
+            if not file.is_file() or sha256_file(file) != digest:
+                raise UserError(f"module {path}: file {name} is missing or does not match its sha256 in {CARD}")
+    return Module(path, card)
+
+
+def check_fits(modules: list[Module], config_hash: str, model: str, backend: str) -> None:
+    """Intermediates must come from the same base model and the same backend as the target."""
+    for m in modules:
+        base = m.card["base_model"]
+        if base["config_sha256"] != config_hash:
+            raise UserError(f"module {m.path} was trained on base model '{base['id']}' (config sha256 "
+                            f"{base['config_sha256'][:12]}), which is not '{model}' ({config_hash[:12]})")
+        if m.backend != backend:
+            raise UserError(f"module {m.path} was made with --backend {m.backend}; train the target with "
+                            f"--backend {m.backend} too")

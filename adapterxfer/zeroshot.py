@@ -1,0 +1,261 @@
+"""Zero-shot evaluation on every language of an XTREME task, in XTREME's submission layout.
+
+``evaluate_run`` loads the model once, runs each language (length-sorted batches, inference mode),
+writes ``predictions/<task>/test-<lang>.<tsv|json>``, and scores them with :mod:`adapterxfer.score`
+against the gold labels (written beside as ``labels/``, same layout) or a ``--labels`` folder.
+BUCC and Tatoeba are sentence retrieval from mean-pooled hidden states of the base model with the
+intermediate module active and no head.
+"""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from . import basemodel, modules, retrieval
+from .data import available_languages, load_examples, load_retrieval
+from .errors import UserError
+from .evaluation import predict
+from .features import collate, tokenize
+from .fileio import write_json, write_text
+from .score import TASKS as SCORED, markdown_scores, score_folder
+from .tasks import TaskSpec, get_task
+
+
+def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None, languages=None,
+                 split: str = "dev", data_dir: str | None = None, labels_dir: str | None = None,
+                 model: str | None = None, batch_size: int = 64, max_length: int | None = None,
+                 layer: int | None = None, log=print) -> dict:
+    """Evaluate a module on ``languages`` (default all) of its task; returns what ``results.json`` holds."""
+    card = modules.read_module(module_dir).card if module_dir else None
+    spec = get_task(task or (card["task"] if card else ""))
+    if not spec.is_target:
+        raise UserError(f"'{spec.name}' is not an XTREME target task ({', '.join(SCORED)})")
+    if card and card.get("kind") == "target" and card["task"] != spec.name:
+        raise UserError(f"{module_dir} was trained for {card['task']}, not {spec.name}")
+    if card and card.get("kind") != "target" and spec.format != "retrieval":
+        raise UserError(f"{module_dir} is an intermediate module; train a {spec.name} module on it first "
+                        f"(adapterxfer train-target {spec.name} --stack {module_dir})")
+    model = model or (card["base_model"]["id"] if card else None)
+    if not model:
+        raise UserError("without a module, say which base model to evaluate: --model")
+    split = _split_for(spec, split, log)
+    langs = _languages(spec, languages, split, data_dir, log)
+
+    out = Path(output)
+    pred_dir, gold_dir = out / "predictions" / spec.name, out / "labels" / spec.name
+    evaluated, have_gold = [], True
+    if spec.format == "retrieval":
+        encoder = modules.load_encoder(model, module_dir if card else None)
+        run_lang = _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer)
+    else:
+        backend = modules.load_trained(module_dir, model)
+        run_lang = _model_runner(spec, split, data_dir, model, backend, batch_size, max_length)
+    for lang in langs:
+        start = time.perf_counter()
+        preds, gold, n = run_lang(lang)
+        write_text(pred_dir / f"test-{lang}.{SCORED[spec.name].ext}", preds)
+        if gold is None:
+            have_gold = False
+        else:
+            write_text(gold_dir / f"test-{lang}.{SCORED[spec.name].ext}", gold)
+        evaluated.append(lang)
+        log(f"{spec.name} {lang}: {n} examples in {time.perf_counter() - start:.1f} s")
+
+    labels = labels_dir if labels_dir else (out / "labels" if have_gold else None)
+    scores = score_folder(out / "predictions", labels, [spec.name]) if labels else {}
+    if not labels:
+        log(f"{split} files carry no labels: predictions written to {pred_dir}; score them with "
+            f"adapterxfer score {out / 'predictions'} LABEL_DIR")
+    results = {"task": spec.name, "split": split, "module": str(module_dir) if module_dir else None,
+               "model": model, "languages": evaluated,
+               "missing_languages": [l for l in (languages_list(spec, languages)) if l not in evaluated],
+               "scores": scores.get(spec.name, {}), "warnings": getattr(scores, "warnings", [])}
+    write_json(out / "results.json", results)
+    if scores:
+        write_text(out / "results.md", markdown_scores(scores) + "\n")
+        log(markdown_scores(scores))
+    return results
+
+
+def languages_list(spec: TaskSpec, languages) -> list[str]:
+    if languages in (None, "all", ("all",), ["all"]):
+        return list(spec.languages)
+    langs = languages.split(",") if isinstance(languages, str) else list(languages)
+    unknown = [l for l in langs if l not in spec.languages]
+    if unknown:
+        raise UserError(f"--languages: {spec.name} has no {', '.join(unknown)} "
+                        f"(its languages: {', '.join(spec.languages)})")
+    return langs
+
+
+def _languages(spec, languages, split, data_dir, log) -> list[str]:
+    wanted = languages_list(spec, languages)
+    present, missing = available_languages(spec, split, data_dir)
+    absent = [l for l in wanted if l not in present]
+    if absent:
+        log(f"missing {spec.name} {split} data for {len(absent)} language(s), not evaluated: {', '.join(absent)}")
+    langs = [l for l in wanted if l in present]
+    if not langs:
+        raise UserError(f"no {spec.name} {split} data for any requested language under {data_dir or 'the hub'}")
+    return langs
+
+
+def _split_for(spec: TaskSpec, split: str, log) -> str:
+    """``dev`` where the task has per-language dev sets; else its (labelled) test set, said aloud."""
+    if split not in ("dev", "test"):
+        raise UserError(f"--split must be dev or test, not {split}")
+    if split == "dev":
+        per_lang = [s for s in spec.sources if "dev" in s.splits and (not s.files or "{lang}" in s.files["dev"])]
+        if not per_lang:
+            log(f"{spec.name} has no dev set in its languages (XTREME evaluates it on test): using test")
+            return "test"
+    return split
+
+
+# ---------------------------------------------------------------- models with heads
+
+def _model_runner(spec, split, data_dir, model, backend, batch_size, max_length):
+    tokenizer = basemodel.load_tokenizer(model)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    backend.model.to(device)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" else nullcontext
+    head = backend.heads[spec.name]
+    max_length = max_length or spec.max_length
+
+    def run(lang):
+        examples = load_examples(spec, split, data_dir, lang)
+        if spec.format == "classification":
+            feats = tokenize("classification", examples, tokenizer, max_length, train=False)
+            outputs = predict(backend, spec.name, feats, batch_size, tokenizer.pad_token_id, device, autocast)
+            preds = [head.labels[int(o.argmax())] for o in outputs]
+            gold = None if examples[0]["label"] is None else [spec.labels[e["label"]] for e in examples]
+            return _lines(preds), gold and _lines(gold), len(examples)
+        if spec.format == "tagging":
+            preds = _tag(examples, tokenizer, max_length, backend, spec.name, head.labels, batch_size, device,
+                         autocast)
+            gold = None if examples[0]["tags"] is None else [e["tags"] for e in examples]
+            return _sentences(preds), gold and _sentences(gold), len(examples)
+        from . import qa
+
+        feats = qa.prepare_eval_features(examples, tokenizer, max_length=max_length)
+        outputs = predict(backend, spec.name, feats, batch_size, tokenizer.pad_token_id, device, autocast)
+        answers = qa.postprocess(examples, feats, [o[0] for o in outputs], [o[1] for o in outputs])
+        labelled = all(e["answers"] is not None and any(e["answers"]["text"]) for e in examples)
+        return json.dumps(answers, ensure_ascii=False), _squad_json(examples) if labelled else None, len(examples)
+
+    return run
+
+
+def _tag(examples, tokenizer, max_length, backend, head, labels, batch_size, device, autocast) -> list[list[str]]:
+    """Word-level tags from the first sub-word of each word; sentences too long for one window are
+    cut into consecutive windows, so every word gets a tag (as XTREME's preprocessing splits them)."""
+    feats, owners = [], []
+    for n, e in enumerate(examples):
+        for chunk in _word_windows(e["tokens"], tokenizer, max_length):
+            enc = tokenizer([chunk], is_split_into_words=True, truncation=True, max_length=max_length)
+            firsts, previous = [], None
+            for pos, word in enumerate(enc.word_ids(0)):
+                if word is not None and word != previous:
+                    firsts.append(pos)
+                previous = word
+            feats.append({"input_ids": enc["input_ids"][0]})
+            owners.append((n, firsts, len(chunk)))
+    outputs = predict(backend, head, feats, batch_size, tokenizer.pad_token_id, device, autocast)
+    tags: list[list[str]] = [[] for _ in examples]
+    for (n, firsts, n_words), logits in zip(owners, outputs):
+        best = logits.argmax(-1).tolist()
+        words = [labels[best[p]] for p in firsts]
+        tags[n] += words + [labels[0]] * (n_words - len(words))  # a word with no sub-word left: the first tag
+    return tags
+
+
+def _word_windows(words: list[str], tokenizer, max_length: int) -> list[list[str]]:
+    budget = max_length - tokenizer.num_special_tokens_to_add()
+    sizes = [max(1, len(tokenizer.tokenize(w, add_special_tokens=False))) if w else 1 for w in words]
+    windows, current, used = [], [], 0
+    for word, size in zip(words, sizes):
+        if current and used + size > budget:
+            windows.append(current)
+            current, used = [], 0
+        current.append(word)
+        used += size
+    return windows + [current] if current or not windows else windows
+
+
+# ---------------------------------------------------------------- retrieval
+
+def _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer):
+    tokenizer = basemodel.load_tokenizer(model)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoder.model.to(device)
+    layer = layer if layer is not None else retrieval.retrieval_layer(encoder.model.config.num_hidden_layers)
+
+    def embed(sentences):
+        feats = tokenize("classification", [{"text_a": s or " ", "text_b": None, "label": None} for s in sentences],
+                         tokenizer, 512, train=False)
+        order = sorted(range(len(feats)), key=lambda i: -len(feats[i]["input_ids"]))
+        out = torch.empty(len(feats), encoder.model.config.hidden_size)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                batch = {k: v.to(device) for k, v in
+                         collate([{"input_ids": feats[i]["input_ids"]} for i in idx], tokenizer.pad_token_id).items()}
+                hidden = encoder(batch["input_ids"], batch["attention_mask"])[layer]
+                out[idx] = retrieval.mean_pool(hidden, batch["attention_mask"]).float().cpu()
+        return out
+
+    def run(lang):
+        data = load_retrieval(spec, split, lang, data_dir)
+        src, tgt = embed(data["source"]), embed(data["target"])
+        if spec.name == "tatoeba":
+            nearest = retrieval.nearest_neighbors(src, tgt)
+            preds = _lines(str(int(i)) for i in nearest)
+            gold = None if data["gold"] is None else _lines(
+                str(data["target_ids"].index(t)) for _, t in data["gold"])
+            return preds, gold, len(data["source"])
+        threshold = _bucc_threshold(spec, lang, data_dir, embed) if split != "dev" else None
+        candidates = retrieval.mine_candidates(src, tgt)
+        if threshold is None:
+            threshold = retrieval.tune_threshold(candidates, _index_pairs(data))
+        pairs = sorted(retrieval.mine_pairs(candidates, threshold))
+        preds = _lines(f"{data['source_ids'][i]}\t{data['target_ids'][j]}" for i, j in pairs)
+        gold = None if data["gold"] is None else _lines(f"{s}\t{t}" for s, t in data["gold"])
+        return preds, gold, len(data["source"])
+
+    return run
+
+
+def _index_pairs(data) -> set[tuple[int, int]]:
+    if not data["gold"]:
+        raise UserError("BUCC threshold tuning needs the dev ('sample') gold pairs")
+    src = {i: n for n, i in enumerate(data["source_ids"])}
+    tgt = {i: n for n, i in enumerate(data["target_ids"])}
+    return {(src[s], tgt[t]) for s, t in data["gold"]}
+
+
+def _bucc_threshold(spec, lang, data_dir, embed) -> float:
+    """The margin threshold tuned on the dev ('sample') split of ``lang``, as XTREME applies it to test."""
+    dev = load_retrieval(spec, "dev", lang, data_dir)
+    candidates = retrieval.mine_candidates(embed(dev["source"]), embed(dev["target"]))
+    return retrieval.tune_threshold(candidates, _index_pairs(dev))
+
+
+# ---------------------------------------------------------------- file formats
+
+def _lines(items) -> str:
+    return "".join(f"{x}\n" for x in items)
+
+
+def _sentences(tags: list[list[str]]) -> str:
+    return "".join("".join(f"{t}\n" for t in sentence) + "\n" for sentence in tags)
+
+
+def _squad_json(examples) -> str:
+    paragraphs = [{"context": e["context"], "qas": [{"id": e["id"], "question": e["question"], "answers": [
+        {"text": t, "answer_start": s} for t, s in zip(e["answers"]["text"], e["answers"]["answer_start"])]}]}
+        for e in examples]
+    return json.dumps({"version": "1.1", "data": [{"title": "", "paragraphs": paragraphs}]}, ensure_ascii=False)

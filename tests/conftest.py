@@ -1,0 +1,17 @@
+"""Shared fixtures: the tiny pretrained XLM-R and the synthetic data of every intermediate task, built
+once per test session (about half a minute on two cores)."""
+import pytest
+
+from adapterxfer import synthetic
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A model folder loadable with ``from_pretrained``: tiny XLM-R weights, config and tokenizer."""
+    return synthetic.build_model_dir(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory):
+    """A data root with one folder per intermediate task, in the tasks' local layout."""
+    return synthetic.write_all(tmp_path_factory.mktemp("synthetic") / "data")

@@ -1,0 +1,214 @@
+"""XTREME's nine target tasks: every language reads back from XTREME's download/ layout (a small fixture in
+the real paths and formats), from Hub-shaped rows, and every bad input is one clear error."""
+import pytest
+from xtreme_fixtures import (N_BUCC, N_BUCC_GOLD, N_DEV, N_TATOEBA, N_TEST, N_TRAIN, UDPOS_WITHOUT_DEV,
+                             write_xtreme_layout)
+
+from adapterxfer import score
+from adapterxfer.data import available_languages, load_examples, load_retrieval
+from adapterxfer.errors import UserError
+from adapterxfer.tasks import FORMATS, XTREME_TASKS, get_task
+
+NAMES = ["pawsx", "xnli", "panx", "udpos", "bucc2018", "tatoeba", "xquad", "mlqa", "tydiqa"]
+NOT_RETRIEVAL = [t.name for t in XTREME_TASKS if t.format != "retrieval"]
+
+
+@pytest.fixture(scope="module")
+def download(tmp_path_factory):
+    return write_xtreme_layout(tmp_path_factory.mktemp("xtreme") / "download")
+
+
+def test_registry_rows_and_the_scorer_share_languages():
+    assert [t.name for t in XTREME_TASKS] == NAMES == list(score.TASKS)
+    counts = {"pawsx": 7, "xnli": 15, "panx": 40, "udpos": 33, "bucc2018": 4, "tatoeba": 36, "xquad": 11,
+              "mlqa": 7, "tydiqa": 9}
+    for spec in XTREME_TASKS:
+        assert len(set(spec.languages)) == counts[spec.name] and spec.is_target
+        assert score.TASKS[spec.name].languages is spec.languages  # one table, in XTREME's order
+    assert not get_task("mnli").is_target and get_task("mnli").languages == ("en",)
+
+
+def _check_fields(spec, ex, labelled):
+    assert set(ex) == set(FORMATS[spec.format])
+    if spec.format == "classification":
+        assert ex["text_a"] and ex["text_b"]
+        assert (ex["label"] in range(len(spec.labels))) if labelled else ex["label"] is None
+    elif spec.format == "tagging":
+        assert len(ex["tokens"]) == 3
+        assert set(ex["tags"]) <= set(spec.labels) if labelled else ex["tags"] is None
+    else:
+        assert ex["id"] and ex["question"] and ex["context"]
+        if labelled:
+            (text,), (start,) = ex["answers"]["text"], ex["answers"]["answer_start"]
+            assert ex["context"][start:start + len(text)] == text
+        else:
+            assert ex["answers"] is None
+
+
+@pytest.mark.parametrize("name", NOT_RETRIEVAL)
+def test_every_language_reads_back(download, name):
+    spec = get_task(name)
+    assert load_examples(spec, "train", download) == load_examples(spec, "train", download, "en")
+    splits = [s for s in ("train", "dev", "test") if any(s in src.splits for src in spec.sources)]
+    for split in splits:
+        present, missing = available_languages(spec, split, download)
+        english_only = split == "train" or (name == "xquad" and split == "dev")  # xquad's dev: SQuAD's
+        expected = ("en",) if english_only else spec.languages
+        no_dev = UDPOS_WITHOUT_DEV if (name, split) == ("udpos", "dev") else ()
+        assert present == [lang for lang in expected if lang not in no_dev] and missing == list(no_dev)
+        for lang in present:
+            examples = load_examples(spec, split, download, lang)
+            assert len(examples) == {"train": N_TRAIN, "dev": N_DEV, "test": N_TEST}[split], (split, lang)
+            for ex in examples:
+                _check_fields(spec, ex, labelled=split != "test")
+    assert splits == (["train", "test"] if name == "tydiqa" else ["train", "dev", "test"])
+
+
+def test_multilingual_text_survives(download):
+    assert load_examples(get_task("xnli"), "dev", download, "th")[0]["text_a"] == "บ้าน น้ำ 0"
+    assert load_examples(get_task("panx"), "test", download, "hi")[0]["tokens"] == ["घर", "पानी", "0"]
+    assert load_examples(get_task("mlqa"), "dev", download, "zh")[0]["answers"]["text"] == ["水"]
+    assert load_examples(get_task("xquad"), "test", download, "ar")[1]["question"] == "ماء?"
+    assert load_examples(get_task("xnli"), "train", download)[0]["text_a"] == 'He said "yes" twice'  # csv quoting
+
+
+def test_bucc_and_tatoeba(download):
+    bucc = get_task("bucc2018")
+    for lang in bucc.languages:
+        dev = load_retrieval(bucc, "dev", lang, download)
+        assert len(dev["source"]) == len(dev["source_ids"]) == len(dev["target"]) == N_BUCC
+        assert dev["source_ids"][0] == f"{lang}-000000000" and dev["target_ids"][0] == "en-000000000"
+        assert dev["gold"] == [(f"{lang}-{i:09d}", f"en-{i:09d}") for i in range(N_BUCC_GOLD)]
+        assert load_retrieval(bucc, "test", lang, download)["gold"] is None  # XTREME deletes the test gold
+    assert load_retrieval(bucc, "dev", "zh", download)["source"][1] == "水 书 1"
+    tatoeba = get_task("tatoeba")
+    assert available_languages(tatoeba, "test", download) == (list(tatoeba.languages), [])
+    for lang in tatoeba.languages:
+        data = load_retrieval(tatoeba, "test", lang, download)
+        assert data["source_ids"] == data["target_ids"] == ["0", "1", "2"] and len(data["source"]) == N_TATOEBA
+        assert data["target"] == sorted(data["target"]) and data["gold"] is None  # sorted English: no gold
+    with pytest.raises(UserError, match="retrieval task: read it with load_retrieval"):
+        load_examples(bucc, "dev", download, "de")
+
+
+def test_missing_languages_are_reported(tmp_path):
+    root = write_xtreme_layout(tmp_path, languages={"en", "de"})
+    panx = get_task("panx")
+    present, missing = available_languages(panx, "dev", root)
+    assert present == ["en", "de"] and len(missing) == 38 and missing[:3] == ["ar", "he", "vi"]  # XTREME's order
+    assert available_languages(get_task("bucc2018"), "test", root) == (["de"], ["fr", "ru", "zh"])
+    assert available_languages(get_task("xquad"), "train", root) == (["en"], [])
+    with pytest.raises(UserError, match=r"panx': no dev data for 'fr': missing .*panx/dev-fr\.tsv .*AmazonPhotos"):
+        load_examples(panx, "dev", root, "fr")
+    with pytest.raises(UserError, match=r"no test data for 'ja': missing .*tatoeba/ja-en\.ja"):
+        load_retrieval(get_task("tatoeba"), "test", "ja", root)
+    assert available_languages(panx, "dev", None) == (list(panx.languages), [])  # the Hub has them all
+    assert available_languages(get_task("bucc2018"), "dev", None)[0] == []  # no Hub copy to mine
+
+
+def test_unlabelled_tests_only(download, tmp_path):
+    assert {e["label"] for e in load_examples(get_task("xnli"), "test", download, "ur")} == {None}
+    # a test file that does carry labels keeps them, as XTREME's processors read them
+    root = write_xtreme_layout(tmp_path, languages={"en"})
+    (root / "xnli/test-en.tsv").write_text("a\tb\tneutral\nc\td\n", encoding="utf-8")
+    assert [e["label"] for e in load_examples(get_task("xnli"), "test", root, "en")] == [1, None]
+    # a dev file without labels is an error, named by line
+    (root / "xnli/dev-en.tsv").write_text("a\tb\tneutral\nc\td\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"xnli/dev-en\.tsv:2: expected 3 tab-separated columns"):
+        load_examples(get_task("xnli"), "dev", root, "en")
+    (root / "panx/dev-en.tsv").write_text("Paris\tB-LOC\nis\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"panx/dev-en\.tsv:2: expected 'token<TAB>tag'"):
+        load_examples(get_task("panx"), "dev", root, "en")
+
+
+def test_english_only_and_absent_splits(download):
+    with pytest.raises(UserError, match=r"'train' split is English only \(xnli/train-en\.tsv\)"):
+        load_examples(get_task("xnli"), "train", download, "de")
+    with pytest.raises(UserError, match=r"'dev' split is English only \(squad/dev-v1\.1\.json\)"):
+        load_examples(get_task("xquad"), "dev", download, "de")
+    with pytest.raises(UserError, match=r"tydiqa' has no 'dev' split \(it has: test, train\)\. .*test set"):
+        load_examples(get_task("tydiqa"), "dev", download)
+    with pytest.raises(UserError, match=r"xnli' has no language 'xx' \(languages: ar, bg"):
+        load_examples(get_task("xnli"), "dev", download, "xx")
+
+
+@pytest.mark.parametrize("path, content, load, pattern", [
+    ("xnli/dev-de.tsv", "a\tb\tentailment\nc\td\tmaybe\n", ("xnli", "dev"),
+     r"xnli/dev-de\.tsv:2: label 'maybe' is outside the label set of xnli"),
+    ("pawsx/dev-de.tsv", "a\tb\t1\tx\n", ("pawsx", "dev"), r"pawsx/dev-de\.tsv:1: expected 3 tab-separated"),
+    ("panx/dev-de.tsv", "Haus\tB-LOC\n\nBuch\tB-XYZ\n", ("panx", "dev"),
+     r"panx/dev-de\.tsv:3: tag 'B-XYZ' is not in the label set of panx"),
+    ("udpos/test-de.tsv", "", ("udpos", "test"), r"udpos/test-de\.tsv: file is empty"),
+    ("udpos/dev-de.tsv", b"Caf\xe9\tNOUN\n", ("udpos", "dev"), r"udpos/dev-de\.tsv: not UTF-8"),
+    ("mlqa/MLQA_V1/dev/dev-context-de-question-de.json", '{"data": [\n}', ("mlqa", "dev"),
+     r"dev-context-de-question-de\.json:2: not valid JSON"),
+    ("mlqa/MLQA_V1/dev/dev-context-de-question-de.json",
+     '{"data": [{"paragraphs": [{"context": "Haus", "qas": [{"id": "q7", "question": "?", '
+     '"answers": [{"text": "Buch", "answer_start": 3}]}]}]}]}', ("mlqa", "dev"),
+     r"dev-context-de-question-de\.json: data\[0\]\.paragraphs\[0\]\.qas\[0\] \(id q7\): answer_start 3"),
+    ("xquad/xquad.de.json", '{"data": [{"qas": []}]}', ("xquad", "test"), r"xquad\.de\.json: not SQuAD-format"),
+    ("bucc2018/de-en.dev.gold", "de-000000000\ten-000000000\nde-000000001 en-000000001\n", ("bucc2018", "dev"),
+     r"de-en\.dev\.gold:2: expected 'id<TAB>text'"),
+    ("bucc2018/de-en.dev.gold", "de-000000009\ten-000000000\n", ("bucc2018", "dev"),
+     r"de-en\.dev\.gold:1: gold pair de-000000009, en-000000000 names a sentence that is not in de-en\.dev\.de"),
+])
+def test_bad_files_name_file_and_line(tmp_path, path, content, load, pattern):
+    root = write_xtreme_layout(tmp_path, languages={"en", "de"})
+    target = root / path
+    target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content, encoding="utf-8")
+    spec, split = get_task(load[0]), load[1]
+    with pytest.raises(UserError, match=pattern) as err:
+        if spec.format == "retrieval":
+            load_retrieval(spec, split, "de", root)
+        else:
+            load_examples(spec, split, root, "de")
+    assert "\n" not in str(err.value)
+
+
+def test_offline_hub_says_to_pass_xtremes_download_folder(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(UserError) as err:
+        load_examples(get_task("panx"), "dev", None, "de")
+    message = str(err.value)
+    assert "\n" not in message and "google/xtreme/PAN-X.de split 'validation'" in message
+    assert "--data-dir" in message and "download/" in message and "panx/dev-de.tsv" in message
+    with pytest.raises(UserError, match="no online source.*bucc18 configs hold only the gold pairs"):
+        load_retrieval(get_task("bucc2018"), "dev", "de", None)
+
+
+class FakeHub:
+    """Stands in for ``datasets.load_dataset``: Hub-shaped rows per (config, split), calls recorded."""
+
+    def __init__(self, rows):
+        self.rows, self.calls = rows, []
+
+    def __call__(self, path, config, split):
+        self.calls.append((path, config, split))
+        return self.rows[config, split]
+
+
+def test_hub_rows_configs_filters_and_class_labels(monkeypatch):
+    import datasets
+
+    qa = lambda qid, context, answer: {"id": qid, "title": "", "context": context, "question": "?", "answers": {
+        "text": [answer], "answer_start": [context.index(answer)]}}
+    hub = FakeHub({
+        ("udpos.German", "validation"): [{"tokens": ["Das", "Haus"], "pos_tags": [5, 7]}],
+        ("XNLI", "validation"): [{"language": lang, "sentence1": f"p {lang}", "sentence2": "h", "gold_label": "neutral"}
+                                 for lang in ("de", "en", "th")],
+        ("mnli", "train"): [{"premise": "p", "hypothesis": "h", "label": 2}],
+        ("tydiqa", "validation"): [qa("arabic-1-0", "بيت ماء", "ماء"), qa("english-2-0", "a house", "house")],
+        ("tatoeba.cmn", "validation"): [{"source_sentence": "水\n", "target_sentence": "water\n",
+                                         "source_lang": "cmn", "target_lang": "eng"}],
+    })
+    monkeypatch.setattr(datasets, "load_dataset", hub)
+    assert load_examples(get_task("udpos"), "dev", None, "de") == [{"tokens": ["Das", "Haus"], "tags": ["DET", "NOUN"]}]
+    assert load_examples(get_task("xnli"), "dev", None, "th") == [{"text_a": "p th", "text_b": "h", "label": 1}]
+    assert load_examples(get_task("xnli"), "train") == [{"text_a": "p", "text_b": "h", "label": 2}]
+    assert [e["id"] for e in load_examples(get_task("tydiqa"), "test", None, "ar")] == ["arabic-1-0"]
+    assert load_retrieval(get_task("tatoeba"), "test", "zh", None) == {
+        "source_ids": ["0"], "source": ["水"], "target_ids": ["0"], "target": ["water"], "gold": [("0", "0")]}
+    assert hub.calls == [("google/xtreme", "udpos.German", "validation"), ("google/xtreme", "XNLI", "validation"),
+                         ("nyu-mll/glue", "mnli", "train"), ("google/xtreme", "tydiqa", "validation"),
+                         ("google/xtreme", "tatoeba.cmn", "validation")]
