@@ -16,6 +16,7 @@ Chinese, ... scripts). From it come
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -26,7 +27,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from torch import nn
+from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
 
 from .errors import UserError
 from .fileio import replace_dir
@@ -34,6 +37,8 @@ from .tasks import TASKS, get_task
 
 #: Bump when the model or the data change, so cached demo assets are rebuilt.
 DEMO_VERSION = 1
+#: Pretraining steps of :func:`build_model_dir` (about 15 s on two idle cores).
+PRETRAIN_STEPS = 600
 
 LANGUAGES = ("en", "af", "ar", "bg", "bn", "de", "el", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "hu",
              "id", "it", "ja", "jv", "ka", "kk", "ko", "ml", "mr", "ms", "my", "nl", "pt", "ru", "sw", "ta",
@@ -81,11 +86,15 @@ _SCRIPT_RANGES = {  # (first, last code point, letters per word) for the others,
 }
 
 
+@functools.cache
+def _letters(lang: str) -> list[str]:
+    first, last, _ = _SCRIPT_RANGES[lang]
+    return [chr(c) for c in range(first, last + 1) if unicodedata.category(chr(c)) in ("Lo", "Ll")]
+
+
 def _pseudo_word(rng: random.Random, lang: str) -> str:
     if lang in _SCRIPT_RANGES:
-        first, last, n = _SCRIPT_RANGES[lang]
-        letters = [chr(c) for c in range(first, last + 1) if unicodedata.category(chr(c)) in ("Lo", "Ll")]
-        return "".join(rng.choice(letters) for _ in range(n))
+        return "".join(rng.choice(_letters(lang)) for _ in range(_SCRIPT_RANGES[lang][2]))
     script = {"bg": "cyrillic", "kk": "cyrillic", "ru": "cyrillic", "el": "greek"}.get(lang, "latin")
     consonants, vowels = _ALPHABETS[script]
     vowels += _LATIN_EXTRA.get(lang, "")
@@ -123,26 +132,11 @@ def translate(text: str, lang: str) -> str:
     return " ".join(render(text.split(), lang))
 
 
-def _atomic_dir(path: Path, fill) -> Path:
-    """Run ``fill(tmp)`` on a fresh folder beside ``path``, then move it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        fill(tmp)
-        replace_dir(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
-
-
 # ------------------------------------------------------------------------------------------- tokenizer
 
-def build_tokenizer():
+def build_tokenizer() -> XLMRobertaTokenizerFast:
     """A fast XLM-R tokenizer (BPE, ``<s>=0 <pad>=1 </s>=2 <unk>=3``, ``<mask>`` last) in which every
     lexicon word of every language is one token; other text falls back to characters."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import XLMRobertaTokenizerFast
-
     words = sorted({form for forms in LEXICON.values() for form in forms.values()})
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -170,9 +164,19 @@ class Fact:
     adj: str | None = None
     place: str | None = None
 
+    @property
+    def thing(self) -> list[str]:
+        """The object and its adjective, if any."""
+        return [*_maybe(self.adj), self.obj]
+
     def words(self, negated: bool = False, adverb: str | None = None) -> list[str]:
-        return [self.subj, "is", *(["not"] if negated else []), self.verb, "the", *([self.adj] * bool(self.adj)),
-                self.obj, *(["in", self.place] if self.place else []), *([adverb] * bool(adverb))]
+        return [self.subj, "is", *_maybe("not" if negated else None), self.verb, "the", *self.thing,
+                *_maybe("in", self.place), *_maybe(adverb)]
+
+
+def _maybe(*words: str | None) -> list[str]:
+    """``words`` if none is missing, else nothing."""
+    return list(words) if all(words) else []
 
 
 def _facts(rng: random.Random, n: int) -> list[Fact]:
@@ -207,15 +211,20 @@ def _shorten(rng: random.Random, fact: Fact) -> Fact:
                    place=fact.place if rng.random() < 0.5 else None)
 
 
+def _wrong(rng: random.Random, words: list[str], used: set[str]) -> list[str]:
+    """``words`` with every content word replaced by one of its category absent from ``used``."""
+    return [_novel(rng, CATEGORY[w], used) if CATEGORY[w] in CONTENT else w for w in words]
+
+
 def _question(rng: random.Random, fact: Fact) -> tuple[list[str], list[str]]:
     """A who/what/where question about ``fact`` and the words that answer it."""
-    kinds = ["who", "what"] + ["where"] * bool(fact.place)
+    kinds = ["who", "what", *_maybe("where" if fact.place else None)]
     kind = rng.choice(kinds)
     where = ["in", fact.place] if fact.place and rng.random() < 0.5 and kind != "where" else []
     if kind == "who":
-        return ["who", "is", fact.verb, "the", *([fact.adj] * bool(fact.adj)), fact.obj, *where], [fact.subj]
+        return ["who", "is", fact.verb, "the", *fact.thing, *where], [fact.subj]
     if kind == "what":
-        return ["what", "is", fact.subj, fact.verb, *where], [*([fact.adj] * bool(fact.adj)), fact.obj]
+        return ["what", "is", fact.subj, fact.verb, *where], fact.thing
     return ["where", "is", fact.subj, fact.verb, "the", fact.obj], [fact.place]
 
 
@@ -228,12 +237,11 @@ def _content(words: list[str]) -> set[str]:
 
 
 # --------------------------------------------------------------------------------------- pretraining
-
-PRETRAIN_STEPS = 600
-
+# A frozen random encoder gives adapters nothing to work with, so the encoder is first trained (all of it)
+# on tasks that expose the features the intermediate tasks' rules need, with other heads and label sets.
 
 def _relation_example(rng: random.Random) -> tuple[list[str], list[str], int]:
-    """Does ``b`` add content missing from ``a`` (x2), is ``b`` negated (x1)."""
+    """A pair ``a``, ``b`` and its class: 2 if ``b`` names content missing from ``a``, plus 1 if it is negated."""
     facts = _facts(rng, rng.randint(1, 3))
     a = _join(facts)
     fact = rng.choice(facts)
@@ -246,7 +254,7 @@ def _relation_example(rng: random.Random) -> tuple[list[str], list[str], int]:
     elif kind < 0.75:
         b, _ = _question(rng, fact)
     else:
-        b = rng.choice([[fact.subj], ["the", fact.obj], [*([fact.adj] * bool(fact.adj)), fact.obj], [fact.verb]])
+        b = rng.choice([[fact.subj], ["the", fact.obj], fact.thing, [fact.verb]])
     if rng.random() < 0.3:  # a question after the context, as multiple-choice inputs pack it
         a += _question(rng, rng.choice(facts))[0]
     return a, b, 2 * bool(_content(b) - _content(a)) + negated
@@ -275,8 +283,6 @@ def _language(rng: random.Random) -> str:
     return "en" if rng.random() < 0.5 else rng.choice(LANGUAGES[1:])
 
 
-
-
 class _TiedEmbedding(nn.Module):
     """Word embeddings tied across translations, used while pretraining: a lexicon word's row is its
     concept's vector plus a fixed random offset for its language; other tokens keep their own rows."""
@@ -291,15 +297,18 @@ class _TiedEmbedding(nn.Module):
             concept_of[ids] = torch.tensor([concepts[w] for w in LEXICON[lang]])
             language_of[ids] = i
         dim = base.embedding_dim
+        # offsets from English: small for Latin-script languages, larger for the other scripts
+        scale = torch.tensor([0.0 if lang == "en" else 0.005 if lang in _LATIN else 0.01 for lang in LANGUAGES])
         self.base = base
         self.concept = nn.Parameter(torch.randn(len(concepts), dim, generator=generator) * 0.02)
-        self.register_buffer("language", torch.randn(len(LANGUAGES), dim, generator=generator) * 0.02)
+        self.register_buffer("language", torch.randn(len(LANGUAGES), dim, generator=generator) * scale[:, None])
         self.register_buffer("concept_of", concept_of)
         self.register_buffer("language_of", language_of)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         c = self.concept_of[ids]
-        tied = self.concept[c.clamp(min=0)] + self.language[self.language_of[ids]]
+        # embedding() rather than indexing: its backward is deterministic on CPU
+        tied = nn.functional.embedding(c.clamp(min=0), self.concept) + self.language[self.language_of[ids]]
         return torch.where((c >= 0).unsqueeze(-1), tied, self.base(ids))
 
     def merged(self) -> nn.Embedding:
@@ -387,7 +396,8 @@ def _span_loss(model, heads, tokenizer, rng, size):
 
 
 def _pretrain(model, tokenizer, steps: int, seed: int, batch_size: int = 32, lr: float = 2e-3) -> None:
-    """Full training of ``model`` on the three feature tasks in turn; leaves plain word embeddings."""
+    """Train all of ``model`` on the feature tasks in turn (span extraction, the slowest to learn, most
+    often); leaves plain word embeddings in place of the tied ones."""
     rng = random.Random(f"pretrain/{seed}")
     dim = model.config.hidden_size
     heads = nn.ModuleDict({"relation": nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 4)),
@@ -396,12 +406,12 @@ def _pretrain(model, tokenizer, steps: int, seed: int, batch_size: int = 32, lr:
     tied = _TiedEmbedding(model.embeddings.word_embeddings, tokenizer, torch.Generator().manual_seed(seed))
     model.embeddings.word_embeddings = tied
     params = [p for p in [*model.parameters(), *heads.parameters()] if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, foreach=True)
     warmup = max(1, steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup + 1))))
-    losses = (_relation_loss, _tagging_loss, _span_loss)
-    model.train()
+        optimizer, lambda s: min((s + 1) / warmup, (steps - s) / max(1, steps - warmup + 1)))
+    losses = (_relation_loss, _span_loss, _span_loss, _relation_loss, _span_loss, _tagging_loss)
+    model.eval()  # no dropout: every batch is fresh data
     for step in range(steps):
         loss = losses[step % len(losses)](model, heads, tokenizer, rng, batch_size)
         loss.backward()
@@ -410,16 +420,27 @@ def _pretrain(model, tokenizer, steps: int, seed: int, batch_size: int = 32, lr:
         schedule.step()
         optimizer.zero_grad()
     model.embeddings.word_embeddings = tied.merged()
-    model.eval()
 
 
-def tiny_config(vocab_size: int):
+# ---------------------------------------------------------------------------------------------- model
+
+def tiny_config(vocab_size: int) -> XLMRobertaConfig:
     """The tiny XLM-R shape: 4 layers, hidden 64, 4 heads, XLM-R's 514 positions (512 tokens)."""
-    from transformers import XLMRobertaConfig
-
     return XLMRobertaConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
                             intermediate_size=128, max_position_embeddings=514, type_vocab_size=1,
                             pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5)
+
+
+def _atomic_dir(path: Path, fill) -> Path:
+    """Run ``fill(tmp)`` on a fresh folder beside ``path``, then move it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        fill(tmp)
+        replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
 
 
 def build_model_dir(path: str | os.PathLike, seed: int = 0, steps: int = PRETRAIN_STEPS) -> Path:
@@ -428,8 +449,6 @@ def build_model_dir(path: str | os.PathLike, seed: int = 0, steps: int = PRETRAI
     Loadable with ``AutoModel``/``AutoTokenizer``/``AutoModelForSequenceClassification`` and
     ``adapters.XLMRobertaAdapterModel``; the same ``seed`` and ``steps`` give the same weights on one machine.
     """
-    from transformers import XLMRobertaModel
-
     tokenizer = build_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -449,8 +468,8 @@ def _text(words: list[str]) -> str:
 
 
 def _nli_rows(rng: random.Random, n: int, split: str, facts: tuple[int, int] = (1, 2), unlabeled: float = 0.0):
-    """Entailment: a premise fact, shortened; contradiction: the same, negated; neutral: a fact with a
-    content word the premise lacks, negated or not. Labels as in GLUE/ANLI/SNLI (0, 1, 2; -1 unlabeled)."""
+    """Entailment: a premise fact, maybe shortened; contradiction: the same, negated; neutral: a fact about
+    things the premise does not mention, negated or not. Labels as in GLUE/ANLI/SNLI (0, 1, 2; -1: none)."""
     rows = []
     for i in range(n):
         premise_facts = _facts(rng, rng.randint(*facts))
@@ -497,11 +516,6 @@ def _squad_rows(rng: random.Random, n: int, split: str, unanswerable: float = 0.
     return rows
 
 
-def _wrong(rng: random.Random, words: list[str], used: set[str]) -> list[str]:
-    """``words`` with every content word replaced by one of its category absent from ``used``."""
-    return [_novel(rng, CATEGORY[w], used) if CATEGORY[w] in CONTENT else w for w in words]
-
-
 def _choices(rng: random.Random, answer: list[str], used: set[str], n: int) -> tuple[list[str], int]:
     """``n`` distinct choices: ``answer`` and wrong ones, shuffled; returns them and the answer's index."""
     choices = {_text(answer)}
@@ -519,7 +533,7 @@ def _hellaswag_rows(rng: random.Random, n: int, split: str):
         facts = _facts(rng, rng.randint(1, 3))
         fact = rng.choice(facts)
         ctx_a, ctx_b = _join(facts), ["then", fact.subj]
-        ending = ["is", fact.verb, "the", fact.obj, *filter(None, [_adverb(rng)])]
+        ending = ["is", fact.verb, "the", fact.obj, *_maybe(_adverb(rng))]
         endings, label = _choices(rng, ending, _content(ctx_a), 4)
         rows.append({"ind": i, "activity_label": fact.verb, "ctx_a": _text(ctx_a), "ctx_b": _text(ctx_b),
                      "ctx": _text(ctx_a + ctx_b), "endings": endings, "label": str(label)})
@@ -624,8 +638,9 @@ def write_task_data(task_name: str, data_dir: str | os.PathLike, n_train: int = 
     :class:`~adapterxfer.tasks.Source` entries name (``[subdir/]<split>.jsonl`` or ``.conll``), atomically.
     Tasks with several source splits (ANLI's rounds) share ``n_train``/``n_dev`` among them."""
     spec = get_task(task_name)
-    if spec.members:
-        raise UserError(f"'{spec.name}' has no data of its own: write its members' data (write_all)")
+    if spec not in INTERMEDIATE_TASKS:
+        raise UserError(f"no synthetic data for '{spec.name}': only for the single intermediate tasks "
+                        f"({', '.join(t.name for t in INTERMEDIATE_TASKS)})")
     return _atomic_dir(Path(data_dir), lambda tmp: _write_task(spec, tmp, n_train, n_dev, seed))
 
 
@@ -636,6 +651,8 @@ def write_all(data_dir: str | os.PathLike, n_train: int = 400, n_dev: int = 200,
             _write_task(spec, tmp / spec.name, n_train, n_dev, seed)
     return _atomic_dir(Path(data_dir), fill)
 
+
+# ----------------------------------------------------------------------------------------------- demo
 
 def demo_assets(cache_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """The demo's model folder and data root under ``<cache_dir>/demo-v<DEMO_VERSION>`` (default cache

@@ -276,6 +276,10 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     from .evaluation import predict, score
 
     spec = tasks.get_task(cfg.task)
+    for member in tasks.members(spec):
+        if member.format == "span_qa" and cfg.doc_stride >= (cfg.max_length or member.max_length):
+            raise UserError(f"--doc-stride ({cfg.doc_stride}) must be smaller than --max-length "
+                            f"({cfg.max_length or member.max_length}) for {member.name}")
     method = cfg.method_config()
     modules.check(method, len(tasks.members(spec)))
     base_config = basemodel.load_config(cfg.model)
@@ -283,6 +287,12 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     inters = [modules.read_module(p) for p in cfg.intermediates]
     modules.check_fits(inters, basemodel.config_hash(base_config), cfg.model, method.backend)
     out, partial = prepare_output(cfg, overwrite, resume)
+    if resume and (partial / CARD).is_file():  # interrupted while publishing: the module is complete
+        shutil.rmtree(partial / "checkpoints", ignore_errors=True)
+        replace_dir(partial, out)
+        log(f"saved {out} (finished before the interruption)")
+        return out
+    ckpt = load_checkpoint(partial) if resume else None  # refuse a corrupt checkpoint before any work
 
     torch.manual_seed(cfg.seed)
     data = prepare_data(cfg, spec, tokenizer, log)
@@ -307,7 +317,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
 
     state = {"step": 0, "best_metric": None, "best_step": None, "best_state": None, "history": []}
     log_file = partial / "train_log.jsonl"
-    if resume and (ckpt := load_checkpoint(partial)) is not None:
+    if ckpt is not None:
         trainable, best, training, meta = ckpt
         with torch.no_grad():
             for n, p in params.items():
@@ -391,9 +401,8 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     else:  # no dev set: the last state
         best = {"step": state["step"], "dev": {}}
     backend.save(partial)
+    write_json(partial / CARD, module_card(cfg, spec, method, base_config, backend, data, best, partial, inters))
     shutil.rmtree(partial / "checkpoints", ignore_errors=True)
-    card = module_card(cfg, spec, method, base_config, backend, data, best, partial, inters)
-    write_json(partial / CARD, card)
     replace_dir(partial, out)
     log(f"saved {out} " + (f"(best dev {state['best_metric']:.4f} at step {state['best_step']})"
                            if state["best_metric"] is not None else "(no dev set: the last state)"))
@@ -408,7 +417,8 @@ def module_card(cfg, spec, method, base_config, backend, data, best, folder: Pat
     import peft
     import transformers
 
-    weights = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in ("train_log.jsonl", "run.json"))
+    weights = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in ("train_log.jsonl", "run.json")
+                     and p.relative_to(folder).parts[0] != "checkpoints")
     return {
         "adapterxfer_version": __version__,
         "kind": "target" if len(spec.languages) > 1 else "intermediate",

@@ -12,7 +12,7 @@ def invoke(*args):
 
 def error_line(result):
     assert result.exit_code == 2, result.output
-    lines = [l for l in result.output.splitlines() if l.strip()]
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     return lines[0]
 

@@ -16,7 +16,7 @@ from adapterxfer.features import collate
 from adapterxfer.fileio import sha256_file
 from adapterxfer.training import TrainConfig, train
 
-FAST = {"batch_size": 16, "lr": 2e-3, "max_length": 128, "seed": 0, "log_steps": 5}
+FAST = {"batch_size": 16, "lr": 2e-3, "max_length": 128, "doc_stride": 32, "seed": 0, "log_steps": 5}
 
 
 def run(tmp_path, tiny_model_dir, synthetic_data, task, name=None, **settings):

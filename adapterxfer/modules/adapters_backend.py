@@ -114,6 +114,7 @@ class AdaptersBackend(Backend):
         self.model.save_adapter(str(directory), self.name, with_head=single, use_safetensors=True)
         if not single:
             for head in self.heads:
+                (directory / "heads" / head).mkdir(parents=True, exist_ok=True)
                 self.model.save_head(str(directory / "heads" / head), head, use_safetensors=True)
         if self.fuse is not None:
             self.model.save_adapter_fusion(str(directory / "fusion"), self.fuse, use_safetensors=True)

@@ -1,0 +1,170 @@
+"""Target training on stacked / fused modules and zero-shot evaluation on every XTREME language."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from adapterxfer import modules
+from adapterxfer.cli import main
+from adapterxfer.fileio import sha256_file
+from adapterxfer.score import score_folder
+from adapterxfer.tasks import TASKS
+from xtreme_fixtures import UDPOS_WITHOUT_DEV, write_xtreme_layout
+
+QUICK = ["--max-steps", "2", "--batch-size", "4", "--max-length", "64", "--doc-stride", "32", "--quiet"]
+
+
+def cli(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def xtreme(tmp_path_factory):
+    return write_xtreme_layout(tmp_path_factory.mktemp("xtreme") / "download")
+
+
+@pytest.fixture(scope="module")
+def inter(tmp_path_factory, tiny_model_dir, synthetic_data):
+    """Two small intermediate modules (seq_bn) and one peft LoRA module on the tiny model."""
+    root = tmp_path_factory.mktemp("modules")
+    for name, task, extra in (("mnli", "mnli", []), ("qqp", "qqp", []),
+                              ("mnli-lora", "mnli", ["--method", "lora", "--backend", "peft"])):
+        cli("train-intermediate", task, "--model", tiny_model_dir, "--data-dir", synthetic_data / task,
+            "--output", root / name, "--cache-dir", root / "cache", *QUICK, *extra)
+    return root
+
+
+@pytest.mark.parametrize("task", ["xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa"])
+def test_train_and_evaluate_every_language(tmp_path, tiny_model_dir, xtreme, inter, task):
+    run = tmp_path / "run"
+    cli("train-target", task, "--stack", inter / "mnli", "--model", tiny_model_dir, "--data-dir", xtreme,
+        "--output", run, "--cache-dir", tmp_path / "cache", *QUICK)
+    card = json.loads((run / "adapterxfer.json").read_text())
+    assert card["kind"] == "target" and card["composition"]["compose"] == "stack"
+    assert card["composition"]["intermediates"][0]["task"] == "mnli"
+
+    out = cli("evaluate", run, "--data-dir", xtreme, "--output", tmp_path / "res")
+    results = json.loads((tmp_path / "res" / "results.json").read_text())
+    spec = TASKS[task]
+    expected = [l for l in spec.languages if not (task == "udpos" and l in UDPOS_WITHOUT_DEV)]
+    assert results["languages"] == expected
+    if task == "udpos":  # languages without a dev set are named in one line, not skipped silently
+        assert results["missing_languages"] == list(UDPOS_WITHOUT_DEV)
+        assert any(line.startswith("missing udpos dev data for 4 language(s)") for line in out.splitlines())
+    ext = "json" if spec.format == "span_qa" else "tsv"
+    for lang in expected:
+        assert (tmp_path / "res" / "predictions" / task / f"test-{lang}.{ext}").is_file()
+    if results["scores"]:  # labelled dev sets: the results equal scoring the written folders
+        again = score_folder(tmp_path / "res" / "predictions", tmp_path / "res" / "labels", [task])[task]
+        assert again == results["scores"]
+        assert set(expected) <= set(results["scores"])
+
+
+@pytest.mark.parametrize("task", ["bucc2018", "tatoeba"])
+def test_retrieval_tasks_on_an_intermediate_module_and_on_the_bare_model(tmp_path, tiny_model_dir, xtreme, inter,
+                                                                          task):
+    split = "dev" if task == "bucc2018" else "test"
+    cli("evaluate", inter / "mnli", "--task", task, "--split", split, "--data-dir", xtreme,
+        "--output", tmp_path / "mod")
+    cli("evaluate", "--model", tiny_model_dir, "--task", task, "--split", split, "--data-dir", xtreme,
+        "--output", tmp_path / "bare")
+    for folder in ("mod", "bare"):
+        results = json.loads((tmp_path / folder / "results.json").read_text())
+        assert results["languages"] == list(TASKS[task].languages)
+    if task == "bucc2018":  # dev has gold pairs: tuned threshold, scored
+        assert 0 <= json.loads((tmp_path / "mod" / "results.json").read_text())["scores"]["avg_f1"] <= 100
+    # the module changes the sentence embeddings, so the retrieval inputs differ from the bare model's
+    from adapterxfer.modules import load_encoder
+    ids = torch.tensor([[0, 5, 6, 7, 2]])
+    a = load_encoder(str(tiny_model_dir), inter / "mnli")(ids, torch.ones_like(ids))[-1]
+    b = load_encoder(str(tiny_model_dir))(ids, torch.ones_like(ids))[-1]
+    assert not torch.allclose(a, b)
+
+
+def test_stack_trains_only_the_target_module_and_head(tmp_path, tiny_model_dir, inter):
+    before = {n: sha256_file(inter / "mnli" / n) for n in ("adapter.safetensors", "model_head.safetensors")}
+    inters = [modules.read_module(inter / "mnli")]
+    head = modules.HeadSpec("xnli", "classification", ["entailment", "neutral", "contradiction"])
+    backend = modules.build(str(tiny_model_dir), "xnli", modules.MethodConfig(), [head], inters, "stack")
+    trainable = list(backend.trainable_parameters())
+    assert trainable and all(".xnli." in n or n.startswith("heads.xnli") for n in trainable), trainable
+    assert any("inter0_mnli" in n for n, _ in backend.model.named_parameters())
+    assert str(backend.model.active_adapters) == "Stack[inter0_mnli, xnli]"
+    assert before == {n: sha256_file(inter / "mnli" / n) for n in before}
+
+
+def test_fusion_trains_fusion_target_and_head(tmp_path, tiny_model_dir, xtreme, inter):
+    run = tmp_path / "fuse"
+    cli("train-target", "xnli", "--fuse", f"{inter / 'mnli'},{inter / 'qqp'}", "--model", tiny_model_dir,
+        "--data-dir", xtreme, "--output", run, "--cache-dir", tmp_path / "cache", *QUICK)
+    card = json.loads((run / "adapterxfer.json").read_text())
+    assert card["composition"]["compose"] == "fuse" and len(card["composition"]["intermediates"]) == 2
+    assert 0 < card["fusion_parameters"] < card["trainable_parameters"]
+    assert (run / "fusion").is_dir()
+    backend = modules.load_trained(run)
+    trainable = [n for n, p in backend.model.named_parameters() if "inter" in n and "fusion" not in n]
+    assert trainable  # the intermediates are in the model ...
+    fresh = modules.build(str(tiny_model_dir), "xnli", modules.MethodConfig(),
+                          [modules.HeadSpec("xnli", "classification", ["e", "n", "c"])],
+                          [modules.read_module(inter / "mnli"), modules.read_module(inter / "qqp")], "fuse")
+    names = list(fresh.trainable_parameters())
+    assert all("fusion" in n or ".xnli." in n or n.startswith("heads.xnli") for n in names)  # ... frozen
+    assert any("fusion" in n for n in names) and any(".xnli." in n for n in names)
+
+
+def test_peft_stack_merges_the_intermediate_lora(tmp_path, tiny_model_dir, inter):
+    """The target model's frozen weights are W + dW_inter: they compute what the intermediate LoRA does."""
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    from adapterxfer.modules.peft_backend import merge_lora
+
+    module = modules.read_module(inter / "mnli-lora")
+    merged = merge_lora(AutoModel.from_pretrained(str(tiny_model_dir)), module).eval()
+    cfg = json.loads((inter / "mnli-lora" / "adapter_config.json").read_text())
+    assert cfg["peft_type"] == "LORA"
+    w = load_file(str(inter / "mnli-lora" / "adapter_model.safetensors"))
+    key = "base_model.model.roberta.encoder.layer.0.attention.self.query"
+    delta = (w[f"{key}.lora_B.weight"] @ w[f"{key}.lora_A.weight"]) * cfg["lora_alpha"] / cfg["r"]
+    base = AutoModel.from_pretrained(str(tiny_model_dir))
+    expected = base.encoder.layer[0].attention.self.query.weight + delta
+    assert torch.allclose(merged.encoder.layer[0].attention.self.query.weight, expected, atol=1e-6)
+    assert delta.abs().max() > 0
+
+    head = modules.HeadSpec("xnli", "classification", ["e", "n", "c"])
+    method = modules.MethodConfig(method="lora", backend="peft")
+    backend = modules.build(str(tiny_model_dir), "xnli", method, [head], [module], "stack")
+    names = list(backend.trainable_parameters())
+    assert names and all("lora_" in n or "classifier" in n for n in names)
+    assert isinstance(backend.model, PeftModel)
+
+
+def test_module_of_another_base_model_is_refused(tmp_path, tiny_model_dir, inter, xtreme):
+    import shutil
+
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model_dir, other)
+    config = XLMRobertaConfig.from_pretrained(other)
+    config.num_hidden_layers = 2  # same tokenizer, another shape
+    XLMRobertaModel(config).save_pretrained(other)
+    result = CliRunner().invoke(main, ["train-target", "xnli", "--stack", str(inter / "mnli"), "--model", str(other),
+                                       "--data-dir", str(xtreme), "--output", str(tmp_path / "x"), *QUICK])
+    assert result.exit_code == 2 and "was trained on base model" in result.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
+
+
+def test_evaluate_bad_input(tmp_path, xtreme, inter):
+    result = CliRunner().invoke(main, ["evaluate", str(inter / "mnli"), "--task", "xnli", "--data-dir", str(xtreme),
+                                       "--output", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "intermediate module" in result.output
+    result = CliRunner().invoke(main, ["evaluate", str(inter / "mnli"), "--task", "tatoeba", "--languages", "xx",
+                                       "--data-dir", str(xtreme), "--output", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "tatoeba has no xx" in result.output
+    result = CliRunner().invoke(main, ["train-target", "xnli", "--model", "m", "--output", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "--intermediate none" in result.output
