@@ -67,8 +67,8 @@ def training_options(fn):
         click.option("--model", help="Base model: hub id or local folder [xlm-roberta-large]."),
         click.option("--data-dir", type=click.Path(file_okay=False),
                      help="Local data: DIR/<split>.jsonl|csv|tsv|parquet with the HF dataset's columns."),
-        click.option("--method", type=click.Choice(["seq_bn", "double_seq_bn", "lora"]),
-                     help="Module type [seq_bn]."),
+        click.option("--method", type=click.Choice(["seq_bn", "double_seq_bn", "lora", "full"]),
+                     help="Module type; full: full fine-tuning, no frozen base [seq_bn]."),
         click.option("--backend", type=click.Choice(["adapters", "peft"]), help="Library [adapters]."),
         click.option("--reduction-factor", type=int, help="Adapter bottleneck reduction [16]."),
         click.option("--lora-r", type=int, help="LoRA rank [8]."),
@@ -134,18 +134,28 @@ def train_intermediate(task, config_file, overwrite, resume, quiet, **settings):
 @main.command("train-target")
 @click.argument("task")
 @click.option("--stack", help="A finished intermediate module to stack under the new one (kept frozen).")
-@click.option("--fuse", help="Comma-separated intermediate modules to fuse (AdapterFusion), kept frozen.")
+@click.option("--fuse", help="Comma-separated intermediate modules to fuse, kept frozen.")
+@click.option("--fusion", type=click.Choice(["light", "dynamic"]),
+              help="How --fuse mixes the modules: light (learned mixing weights per layer, a few parameters; "
+                   "LoRA too) or dynamic (AdapterFusion attention, bottleneck adapters only) [light].")
 @click.option("--intermediate", type=click.Choice(["none"]), help="'none': the no-intermediate baseline.")
 @training_options
 @friendly
-def train_target(task, stack, fuse, intermediate, config_file, overwrite, resume, quiet, **settings):
+def train_target(task, stack, fuse, fusion, intermediate, config_file, overwrite, resume, quiet, **settings):
     """Train a module + head for an XTREME target TASK on English data, on top of intermediate modules.
+
+    --method full fine-tunes every base weight instead (the study's original setting, for comparison):
+    it goes with --intermediate none only.
 
     \b
     Examples:
       adapterxfer train-target xnli --stack modules/mnli --output runs/mnli-xnli
       adapterxfer train-target panx --fuse modules/mnli,modules/squad,modules/hellaswag --output runs/fuse3-panx
+      adapterxfer train-target panx --fuse modules/mnli,modules/squad --fusion dynamic --output runs/dyn2-panx
+      adapterxfer train-target xnli --fuse modules/mnli-lora,modules/squad-lora --method lora --backend peft \\
+          --output runs/lora-fuse-xnli
       adapterxfer train-target xnli --intermediate none --output runs/baseline-xnli
+      adapterxfer train-target xnli --intermediate none --method full --lr 1e-5 --output runs/full-xnli
       adapterxfer train-target udpos --stack modules/mnli --data-dir ./download --output runs/mnli-udpos
     """
     from .tasks import get_task
@@ -157,7 +167,7 @@ def train_target(task, stack, fuse, intermediate, config_file, overwrite, resume
     if spec.format == "retrieval":
         raise UserError(f"'{spec.name}' has no training data: it is evaluated by retrieval "
                         f"(adapterxfer evaluate MODULE --task {spec.name})")
-    cfg = TrainConfig.load(config_file, task=spec.name, stack=stack, fuse=fuse, **settings)
+    cfg = TrainConfig.load(config_file, task=spec.name, stack=stack, fuse=fuse, fusion=fusion, **settings)
     if not cfg.intermediates and intermediate != "none":
         raise UserError("say what to build on: --stack DIR, --fuse DIR,DIR,... or --intermediate none")
     train(cfg, overwrite=overwrite, resume=resume, progress=not quiet)
@@ -206,9 +216,11 @@ def score_cmd(pred_dir, label_dir, tasks, as_json):
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--max-length", type=int, help="Max tokens [the task's: 256; 384 for QA].")
 @click.option("--layer", type=int, help="Retrieval: hidden layer to pool [14 of 24, same depth fraction].")
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Tokenised-data cache [~/.cache/adapterxfer/features].")
 @friendly
 def evaluate_cmd(module_dir, task, languages, split, data_dir, labels_dir, output, model, batch_size,
-                 max_length, layer):
+                 max_length, layer, cache_dir):
     """Zero-shot evaluation of MODULE_DIR on every language of its XTREME task.
 
     Writes predictions/<task>/test-<lang>.<tsv|json> (XTREME's submission layout), results.json and
@@ -221,11 +233,12 @@ def evaluate_cmd(module_dir, task, languages, split, data_dir, labels_dir, outpu
       adapterxfer evaluate modules/mnli --task tatoeba --data-dir ./download --output results/mnli-tatoeba
       adapterxfer evaluate --task bucc2018 --model xlm-roberta-large --data-dir ./download --output results/bucc
     """
+    from .training import DEFAULT_CACHE
     from .zeroshot import evaluate_run
 
     evaluate_run(module_dir, output, task=task, languages=languages, split=split, data_dir=data_dir,
                  labels_dir=labels_dir, model=model, batch_size=batch_size, max_length=max_length, layer=layer,
-                 log=click.echo)
+                 cache_dir=cache_dir or DEFAULT_CACHE, log=click.echo)
 
 
 @main.command("demo")

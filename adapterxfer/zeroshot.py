@@ -19,7 +19,7 @@ from . import basemodel, modules, retrieval
 from .data import available_languages, load_examples, load_retrieval
 from .errors import UserError
 from .evaluation import predict
-from .features import collate, tokenize
+from .features import cached_tokenize, collate, tokenize
 from .fileio import write_json, write_text
 from .score import TASKS as SCORED, markdown_scores, score_folder
 from .tasks import TaskSpec, get_task
@@ -28,8 +28,10 @@ from .tasks import TaskSpec, get_task
 def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None, languages=None,
                  split: str = "dev", data_dir: str | None = None, labels_dir: str | None = None,
                  model: str | None = None, batch_size: int = 64, max_length: int | None = None,
-                 layer: int | None = None, log=print) -> dict:
-    """Evaluate a module on ``languages`` (default all) of its task; returns what ``results.json`` holds."""
+                 layer: int | None = None, cache_dir: str | None = None, log=print) -> dict:
+    """Evaluate a module on ``languages`` (default all) of its task; returns what ``results.json`` holds.
+
+    ``cache_dir`` keeps tokenised inputs between runs (every grid cell evaluates the same files)."""
     card = modules.read_module(module_dir).card if module_dir else None
     spec = get_task(task or (card["task"] if card else ""))
     if not spec.is_target:
@@ -53,7 +55,7 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
         run_lang = _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer)
     else:
         backend = modules.load_trained(module_dir, model)
-        run_lang = _model_runner(spec, split, data_dir, model, backend, batch_size, max_length)
+        run_lang = _model_runner(spec, split, data_dir, model, backend, batch_size, max_length, cache_dir)
     for lang in langs:
         start = time.perf_counter()
         preds, gold, n = run_lang(lang)
@@ -118,7 +120,7 @@ def _split_for(spec: TaskSpec, split: str, log) -> str:
 
 # ---------------------------------------------------------------- models with heads
 
-def _model_runner(spec, split, data_dir, model, backend, batch_size, max_length):
+def _model_runner(spec, split, data_dir, model, backend, batch_size, max_length, cache_dir):
     tokenizer = basemodel.load_tokenizer(model)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backend.model.to(device)
@@ -128,8 +130,9 @@ def _model_runner(spec, split, data_dir, model, backend, batch_size, max_length)
 
     def run(lang):
         examples = load_examples(spec, split, data_dir, lang)
+        key = {"task": spec.name, "split": f"{split}-{lang}"}
         if spec.format == "classification":
-            feats = tokenize("classification", examples, tokenizer, max_length, train=False)
+            feats = cached_tokenize(cache_dir, key, "classification", examples, tokenizer, max_length, train=False)
             outputs = predict(backend, spec.name, feats, batch_size, tokenizer.pad_token_id, device, autocast)
             preds = [head.labels[int(o.argmax())] for o in outputs]
             gold = None if examples[0]["label"] is None else [spec.labels[e["label"]] for e in examples]
@@ -141,7 +144,8 @@ def _model_runner(spec, split, data_dir, model, backend, batch_size, max_length)
             return _sentences(preds), gold and _sentences(gold), len(examples)
         from . import qa
 
-        feats = qa.prepare_eval_features(examples, tokenizer, max_length=max_length)
+        feats = cached_tokenize(cache_dir, key, "span_qa", examples, tokenizer, max_length, train=False,
+                                doc_stride=min(128, max_length // 3))  # XTREME's 128 at 384 tokens
         outputs = predict(backend, spec.name, feats, batch_size, tokenizer.pad_token_id, device, autocast)
         answers = qa.postprocess(examples, feats, [o[0] for o in outputs], [o[1] for o in outputs])
         labelled = all(e["answers"] is not None and any(e["answers"]["text"]) for e in examples)

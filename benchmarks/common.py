@@ -1,0 +1,85 @@
+"""Shared pieces of the benchmarks: XLM-R shapes, a random model folder, timing, peak memory."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+#: XLM-R architecture shapes (hidden, layers, heads, FFN); vocab 250002 unless --small-vocab.
+SIZES = {"tiny": (64, 4, 4, 128), "base": (768, 12, 12, 3072), "large": (1024, 24, 16, 4096)}
+
+
+def model_dir(size: str, small_vocab: bool, root: str | None = None) -> Path:
+    """A randomly initialised XLM-R of ``size`` with the tiny synthetic tokenizer, saved once and reused."""
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    from adapterxfer import synthetic
+
+    root = Path(root or tempfile.gettempdir()) / f"adapterxfer-bench-{size}-{'small' if small_vocab else 'full'}"
+    if (root / "config.json").is_file():
+        return root
+    hidden, layers, heads, ffn = SIZES[size]
+    tokenizer = synthetic.build_tokenizer()
+    vocab = len(tokenizer) if small_vocab else 250002
+    config = XLMRobertaConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+                              num_attention_heads=heads, intermediate_size=ffn, max_position_embeddings=514,
+                              pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent))
+    XLMRobertaModel(config).save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, root)
+    return root
+
+
+def median_time(fn, steps: int, warmup: int, sync) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_memory_bytes(device: str) -> int:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def run_isolated(script: str, args: list[str]) -> dict:
+    """Run one measurement in a fresh process (so peak memory is its own) and read its JSON line."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"cpu ({os.cpu_count()} cores)"

@@ -1,0 +1,92 @@
+"""Evaluation throughput: our path (length-sorted batches, dynamic padding, inference mode) against a
+plain loop that pads every batch to the maximum length in file order.
+
+    python benchmarks/evaluate.py --size base --examples 2000
+    python benchmarks/evaluate.py --size large --device cuda --examples 20000
+
+The inputs mix realistic lengths: XNLI-like sentence pairs, PAN-X-like sentences and QA contexts
+(lengths drawn from the ranges in LENGTHS). Tokens/s counts real (non-padding) tokens only.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, model_dir, table  # noqa: E402
+
+#: (share of the examples, min tokens, max tokens, padded length of the plain loop)
+LENGTHS = {"xnli_pairs": (0.4, 20, 80, 128), "panx_sentences": (0.4, 8, 40, 128), "qa_contexts": (0.2, 120, 384, 384)}
+
+
+def features(n: int, vocab: int, seed: int = 0) -> list[tuple[str, list[int]]]:
+    rng = random.Random(seed)
+    out = []
+    for kind, (share, low, high, _) in LENGTHS.items():
+        for _ in range(int(n * share)):
+            out.append((kind, [0] + [rng.randrange(5, vocab) for _ in range(rng.randint(low, high) - 2)] + [2]))
+    rng.shuffle(out)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("tiny", "base", "large"), default="tiny")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--examples", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--small-vocab", action="store_true")
+    args = parser.parse_args(argv)
+
+    from adapterxfer import modules
+    from adapterxfer.evaluation import predict
+
+    base = model_dir(args.size, args.small_vocab)
+    backend = modules.build(str(base), "task", modules.MethodConfig(),
+                            [modules.HeadSpec("task", "tagging", [str(i) for i in range(7)])])
+    backend.model.to(args.device).eval()
+    feats = features(args.examples, backend.model.config.vocab_size)
+    real_tokens = sum(len(ids) for _, ids in feats)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if args.device == "cuda" else nullcontext
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+
+    def ours():
+        predict(backend, "task", [{"input_ids": ids} for _, ids in feats], args.batch, 1, args.device, autocast)
+
+    def plain():  # pad to the task's maximum length, file order, as the peer's example scripts do
+        with torch.inference_mode():
+            for start in range(0, len(feats), args.batch):
+                chunk = feats[start:start + args.batch]
+                width = max(LENGTHS[kind][3] for kind, _ in chunk)
+                ids = torch.ones(len(chunk), width, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for i, (_, row) in enumerate(chunk):
+                    ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+                with autocast():
+                    backend.forward("task", {"input_ids": ids.to(args.device), "attention_mask": mask.to(args.device)})
+
+    rows = []
+    for name, fn in (("plain padded loop", plain), ("adapterxfer predict", ours)):
+        fn() if args.examples <= 200 else None  # warm-up on small runs only; large runs amortise it
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        seconds = time.perf_counter() - start
+        rows.append({"path": name, "seconds": round(seconds, 2), "sentences_s": round(len(feats) / seconds, 1),
+                     "tokens_s": round(real_tokens / seconds, 1)})
+    rows[1]["x_plain"] = round(rows[1]["tokens_s"] / rows[0]["tokens_s"], 2)
+    print(f"evaluate: XLM-R {args.size} shape + seq_bn adapter, {len(feats)} inputs ({real_tokens} tokens; "
+          f"{', '.join(f'{k} {int(100 * v[0])}%' for k, v in LENGTHS.items())}), batch {args.batch}, "
+          f"{args.device} ({machine()})")
+    print(table(rows, ["path", "seconds", "sentences_s", "tokens_s", "x_plain"]))
+
+
+if __name__ == "__main__":
+    main()

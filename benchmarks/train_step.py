@@ -1,0 +1,154 @@
+"""Training-step cost of full fine-tuning (the study's setting) against frozen-base modules.
+
+    python benchmarks/train_step.py --size large --batch 8 --seq 128          # CPU, XLM-R Large shape
+    python benchmarks/train_step.py --size base --device cuda --batch 32
+
+Each method runs in its own process (so peak memory is its own): median step time over --steps after
+--warmup, examples/s, peak memory (CUDA max allocated, or peak RSS), trainable parameters, optimizer
+state, saved module size, and ratios against full fine-tuning and against two forward passes of the
+same batch (a frozen-base step needs one forward and one activation-gradient pass).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, median_time, model_dir, peak_memory_bytes, run_isolated, table  # noqa: E402
+
+METHODS = ("full", "seq_bn", "lora", "lora_peft", "stack", "fusion_dynamic", "fusion_light")
+
+
+def make_intermediate(base: Path, folder: Path, name: str) -> Path:
+    """A finished seq_bn module folder with its card, as train-intermediate writes it (weights untrained)."""
+    from adapterxfer import basemodel, modules
+    from adapterxfer.fileio import sha256_file, write_json
+
+    backend = modules.build(str(base), name, modules.MethodConfig(), [modules.HeadSpec(name, "classification", ["a", "b"])])
+    out = folder / name
+    backend.save(out)
+    config = basemodel.load_config(str(base))
+    write_json(out / "adapterxfer.json", {
+        "task": name, "kind": "intermediate", "method": modules.MethodConfig().describe(),
+        "base_model": {"id": str(base), "config_sha256": basemodel.config_hash(config)},
+        "files": {p.name: sha256_file(p) for p in out.iterdir()}})
+    return out
+
+
+def build(method: str, base: Path, work: Path):
+    from adapterxfer import modules
+
+    head = [modules.HeadSpec("task", "classification", ["a", "b", "c"])]
+    if method == "full":
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=3)
+        return model, lambda batch: model(**batch).loss, lambda d: model.save_pretrained(d), 0
+    if method in ("seq_bn", "lora", "lora_peft"):
+        config = modules.MethodConfig(method="lora" if method.startswith("lora") else "seq_bn",
+                                      backend="peft" if method == "lora_peft" else "adapters")
+        backend = modules.build(str(base), "task", config, head)
+    else:
+        inters = [modules.read_module(make_intermediate(base, work, n)) for n in ("inter_a", "inter_b")]
+        kw = {}
+        if method.startswith("fusion"):
+            import inspect
+            if "fusion" in inspect.signature(modules.build).parameters:
+                kw["fusion"] = method.split("_")[1]
+            elif method == "fusion_light":
+                raise SystemExit(json.dumps({"method": method, "skipped": "light fusion not available"}))
+        backend = modules.build(str(base), "task", modules.MethodConfig(), head,
+                                inters[:1] if method == "stack" else inters,
+                                "stack" if method == "stack" else "fuse", **kw)
+    return backend.model, lambda batch: backend.forward("task", batch).loss, backend.save, backend.fusion_parameters()
+
+
+def measure(args) -> dict:
+    torch.manual_seed(0)
+    device = args.device
+    base = model_dir(args.size, args.small_vocab)
+    work = Path(tempfile.mkdtemp())
+    model, loss_fn, save, fusion = build(args.one, base, work)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=device == "cuda")
+    vocab = model.config.vocab_size
+    batch = {"input_ids": torch.randint(5, vocab, (args.batch, args.seq), device=device),
+             "attention_mask": torch.ones(args.batch, args.seq, dtype=torch.long, device=device),
+             "labels": torch.randint(0, 3, (args.batch,), device=device)}
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" else nullcontext
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def step():
+        with autocast():
+            loss = loss_fn(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def forward():
+        with torch.no_grad(), autocast():
+            loss_fn(batch)
+
+    step_s = median_time(step, args.steps, args.warmup, sync)
+    peak = peak_memory_bytes(device)
+    forward_s = median_time(forward, args.steps, 1, sync)
+    state_bytes = sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values()
+                      if torch.is_tensor(t))
+    save(str(work / "saved"))
+    saved = sum(p.stat().st_size for p in (work / "saved").rglob("*") if p.is_file())
+    shutil.rmtree(work, ignore_errors=True)
+    trainable = sum(p.numel() for p in params)
+    return {"method": args.one, "step_s": round(step_s, 4), "examples_s": round(args.batch / step_s, 2),
+            "peak_gb": round(peak / 1e9, 3), "x_2fwd": round(step_s / (2 * forward_s), 3),
+            "trainable": trainable, "fusion": fusion, "optim_mb": round(state_bytes / 1e6, 2),
+            "saved_mb": round(saved / 1e6, 2)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("tiny", "base", "large"), default="tiny")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--small-vocab", action="store_true", help="the synthetic 10k vocabulary, not 250k")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(args)))
+        return
+    model_dir(args.size, args.small_vocab)  # build once, outside the timed processes
+    print(f"train_step: XLM-R {args.size} shape, batch {args.batch} x {args.seq}, {args.device} ({machine()}), "
+          f"vocab {'small' if args.small_vocab else '250k'}, median of {args.steps} steps after {args.warmup}")
+    rows = []
+    for method in args.methods.split(","):
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+                 if k not in ("one", "methods", "small_vocab") and v is not None]
+        try:
+            row = run_isolated(__file__, flags + ["--small-vocab"] * args.small_vocab + ["--one", method])
+        except RuntimeError as e:
+            row = {"method": method, "skipped": str(e).strip().splitlines()[-1][:80]}
+        rows.append(row)
+    full = next((r for r in rows if r["method"] == "full" and "step_s" in r), None)
+    for r in rows:
+        if full and "step_s" in r:
+            r["x_full_time"] = round(r["step_s"] / full["step_s"], 3)
+            r["x_full_mem"] = round(r["peak_gb"] / full["peak_gb"], 3)
+            r["x_full_size"] = round(r["saved_mb"] / full["saved_mb"], 4)
+            r["share"] = f"{100 * r['trainable'] / full['trainable']:.2f}%"
+    print(table(rows, ["method", "step_s", "examples_s", "peak_gb", "x_2fwd", "x_full_time", "x_full_mem",
+                       "trainable", "share", "fusion", "optim_mb", "saved_mb", "x_full_size", "skipped"]))
+
+
+if __name__ == "__main__":
+    main()
