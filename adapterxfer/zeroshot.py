@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from . import basemodel, modules, retrieval
+from . import basemodel, modules, perturb, retrieval
 from .data import available_languages, load_examples, load_retrieval
 from .errors import UserError
 from .evaluation import predict
@@ -28,10 +28,13 @@ from .tasks import TaskSpec, get_task
 def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None, languages=None,
                  split: str = "dev", data_dir: str | None = None, labels_dir: str | None = None,
                  model: str | None = None, batch_size: int = 64, max_length: int | None = None,
-                 layer: int | None = None, cache_dir: str | None = None, log=print) -> dict:
+                 layer: int | None = None, cache_dir: str | None = None, perturbations=(), seed: int = 0,
+                 log=print) -> dict:
     """Evaluate a module on ``languages`` (default all) of its task; returns what ``results.json`` holds.
 
-    ``cache_dir`` keeps tokenised inputs between runs (every grid cell evaluates the same files)."""
+    ``cache_dir`` keeps tokenised inputs between runs (every grid cell evaluates the same files).
+    ``perturbations`` (``["char_swap:0.1", ...]``) also evaluate seeded noisy inputs, written under
+    ``perturbed/``; results then hold both scores and the drop per language."""
     card = modules.read_module(module_dir).card if module_dir else None
     spec = get_task(task or (card["task"] if card else ""))
     if not spec.is_target:
@@ -47,40 +50,86 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     split = _split_for(spec, split, log)
     langs = _languages(spec, languages, split, data_dir, log)
 
+    ops = perturb.parse(perturbations)
     out = Path(output)
-    pred_dir, gold_dir = out / "predictions" / spec.name, out / "labels" / spec.name
-    evaluated, have_gold = [], True
     if spec.format == "retrieval":
         encoder = modules.load_encoder(model, module_dir if card else None)
         run_lang = _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer)
     else:
         backend = modules.load_trained(module_dir, model)
         run_lang = _model_runner(spec, split, data_dir, model, backend, batch_size, max_length, cache_dir)
+    variants = {out: []} | ({out / "perturbed": ops} if ops else {})  # clean, then perturbed inputs
+    have_gold = dict.fromkeys(variants, True)
+    ext = SCORED[spec.name].ext
     for lang in langs:
-        start = time.perf_counter()
-        preds, gold, n = run_lang(lang)
-        write_text(pred_dir / f"test-{lang}.{SCORED[spec.name].ext}", preds)
-        if gold is None:
-            have_gold = False
-        else:
-            write_text(gold_dir / f"test-{lang}.{SCORED[spec.name].ext}", gold)
-        evaluated.append(lang)
-        log(f"{spec.name} {lang}: {n} examples in {time.perf_counter() - start:.1f} s")
+        for folder, variant in variants.items():
+            start = time.perf_counter()
+            preds, gold, n = run_lang(lang, variant, seed)
+            write_text(folder / "predictions" / spec.name / f"test-{lang}.{ext}", preds)
+            if gold is None:
+                have_gold[folder] = False
+            else:
+                write_text(folder / "labels" / spec.name / f"test-{lang}.{ext}", gold)
+            what = f" ({', '.join(map(str, variant))})" if variant else ""
+            log(f"{spec.name} {lang}{what}: {n} examples in {time.perf_counter() - start:.1f} s")
 
-    labels = labels_dir if labels_dir else (out / "labels" if have_gold else None)
-    scores = score_folder(out / "predictions", labels, [spec.name]) if labels else {}
-    if not labels:
-        log(f"{split} files carry no labels: predictions written to {pred_dir}; score them with "
+    scores = {}
+    for folder in variants:
+        labels = labels_dir if labels_dir and not (folder != out and _moves_labels(spec, ops)) else \
+            (folder / "labels" if have_gold[folder] else None)
+        scores[folder] = score_folder(folder / "predictions", labels, [spec.name]) if labels else {}
+    if not scores[out]:
+        log(f"{split} files carry no labels: predictions written to {out / 'predictions'}; score them with "
             f"adapterxfer score {out / 'predictions'} LABEL_DIR")
+    clean = scores[out].get(spec.name, {})
     results = {"task": spec.name, "split": split, "module": str(module_dir) if module_dir else None,
-               "model": model, "languages": evaluated,
-               "missing_languages": [l for l in (languages_list(spec, languages)) if l not in evaluated],
-               "scores": scores.get(spec.name, {}), "warnings": getattr(scores, "warnings", [])}
+               "model": model, "languages": langs,
+               "missing_languages": [l for l in languages_list(spec, languages) if l not in langs],
+               "scores": clean, "warnings": getattr(scores[out], "warnings", [])}
+    if ops:
+        noisy = scores[out / "perturbed"].get(spec.name, {})
+        results.update(perturbations=[str(op) for op in ops], seed=seed, perturbed_scores=noisy,
+                       drop=_drop(clean, noisy))
     write_json(out / "results.json", results)
-    if scores:
-        write_text(out / "results.md", markdown_scores(scores) + "\n")
-        log(markdown_scores(scores))
+    if clean:
+        table = markdown_scores({spec.name: clean})
+        if ops and results["drop"]:
+            table += "\n\n" + _drop_table(spec.name, results)
+        write_text(out / "results.md", table + "\n")
+        log(table)
     return results
+
+
+def _moves_labels(spec: TaskSpec, ops) -> bool:
+    """Word operations on tagging inputs move tags with their tokens: only our own gold fits then."""
+    return spec.format == "tagging" and any(op.name in perturb.WORD_OPS for op in ops)
+
+
+def _main_metric(result: dict) -> str | None:
+    langs = [k for k in result if isinstance(result[k], dict)]
+    return next((m for m in ("f1", "accuracy") if langs and m in result[langs[0]]), None)
+
+
+def _drop(clean: dict, noisy: dict) -> dict:
+    """Clean minus perturbed, per language and on average, in the task's main metric."""
+    metric = _main_metric(clean)
+    if not metric or not noisy:
+        return {}
+    drop = {lang: clean[lang][metric] - noisy[lang][metric] for lang in clean
+            if isinstance(clean[lang], dict) and lang in noisy}
+    return {"metric": metric, "avg": clean[f"avg_{metric}"] - noisy[f"avg_{metric}"], **drop}
+
+
+def _drop_table(task: str, results: dict) -> str:
+    drop, metric = results["drop"], results["drop"]["metric"]
+    clean, noisy = results["scores"], results["perturbed_scores"]
+    lines = [f"### {task}: clean vs perturbed ({', '.join(results['perturbations'])}, seed {results['seed']})",
+             "", f"| language | clean {metric} | perturbed {metric} | drop |", "|---|---:|---:|---:|"]
+    lines += [f"| {lang} | {clean[lang][metric]:.2f} | {noisy[lang][metric]:.2f} | {drop[lang]:.2f} |"
+              for lang in results["languages"] if lang in drop]
+    lines.append(f"| **avg** | **{clean[f'avg_{metric}']:.2f}** | **{noisy[f'avg_{metric}']:.2f}** | "
+                 f"**{drop['avg']:.2f}** |")
+    return "\n".join(lines)
 
 
 def languages_list(spec: TaskSpec, languages) -> list[str]:
@@ -128,8 +177,9 @@ def _model_runner(spec, split, data_dir, model, backend, batch_size, max_length,
     head = backend.heads[spec.name]
     max_length = max_length or spec.max_length
 
-    def run(lang):
-        examples = load_examples(spec, split, data_dir, lang)
+    def run(lang, ops, seed):
+        examples = [perturb.perturb_example(e, spec.format, ops, seed, f"{lang}/{i}")
+                    for i, e in enumerate(load_examples(spec, split, data_dir, lang))]
         key = {"task": spec.name, "split": f"{split}-{lang}"}
         if spec.format == "classification":
             feats = cached_tokenize(cache_dir, key, "classification", examples, tokenizer, max_length, train=False)
@@ -212,9 +262,10 @@ def _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer):
                 out[idx] = retrieval.mean_pool(hidden, batch["attention_mask"]).float().cpu()
         return out
 
-    def run(lang):
+    def run(lang, ops, seed):
         data = load_retrieval(spec, split, lang, data_dir)
-        src, tgt = embed(data["source"]), embed(data["target"])
+        noisy = [perturb.perturb_text(t, ops, seed, f"{lang}/{i}") for i, t in enumerate(data["source"])]
+        src, tgt = embed(noisy), embed(data["target"])  # the non-English side is perturbed
         if spec.name == "tatoeba":
             nearest = retrieval.nearest_neighbors(src, tgt)
             preds = _lines(str(int(i)) for i in nearest)
