@@ -12,10 +12,13 @@ Chinese, ... scripts). From it come
   embeddings are tied across translations (concept vector + a fixed per-language offset), so English
   training can transfer zero-shot to the other languages;
 * English data for every intermediate task, with the Hugging Face columns and local file layout of
-  :mod:`adapterxfer.tasks`, whose labels follow from the input by rules the pretrained features expose.
+  :mod:`adapterxfer.tasks`, whose labels follow from the input by rules the pretrained features expose;
+* data for XTREME's nine target tasks in its download/ layout (:func:`write_xtreme`): English training
+  data and every language's dev and test sets, translated word for word, so the rules transfer zero-shot.
 """
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import os
@@ -36,7 +39,7 @@ from .fileio import replace_dir
 from .tasks import TASKS, get_task
 
 #: Bump when the model or the data change, so cached demo assets are rebuilt.
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 #: Pretraining steps of :func:`build_model_dir` (about 15 s on two idle cores).
 PRETRAIN_STEPS = 600
 
@@ -652,12 +655,214 @@ def write_all(data_dir: str | os.PathLike, n_train: int = 400, n_dev: int = 200,
     return _atomic_dir(Path(data_dir), fill)
 
 
+# ---------------------------------------------------------------------------------- XTREME target data
+# Every file that a target task's ``files`` patterns name, with the same English examples translated word
+# for word into each language (labels kept): a rule learnt on English holds in every language.
+
+#: UD part-of-speech tags of the word categories that are not UD tags already.
+UD_TAGS = {"PER": "PROPN", "LOC": "PROPN", "ORG": "PROPN"}
+_NAMES = ("PER", "ORG", "LOC")
+
+
+def _paws_pairs(rng: random.Random, n: int) -> list[tuple[list[str], list[str], int]]:
+    """Paraphrases (1) repeat a fact, maybe with another adverb; the others (0) also change one content word
+    or negate the fact: high word overlap either way, as PAWS."""
+    pairs = []
+    for _ in range(n):
+        fact, label = _facts(rng, 1)[0], rng.randrange(2)
+        a = fact.words(adverb=_adverb(rng))
+        negated = not label and rng.random() < 0.3
+        if not label and not negated:
+            fact = _swap(rng, fact, _content(a))
+        pairs.append((a, fact.words(negated, _adverb(rng)), label))
+    return pairs
+
+
+def _nli_pairs(rng: random.Random, n: int) -> list[tuple[list[str], list[str], int]]:
+    """MNLI's rules (:func:`_nli_rows`), as word lists."""
+    return [(r["premise"].split(), r["hypothesis"].split(), r["label"]) for r in _nli_rows(rng, n, "")]
+
+
+def _pos_sentence(rng: random.Random) -> list[tuple[str, str]]:
+    return [(w, UD_TAGS.get(CATEGORY[w], CATEGORY[w])) for w in _tagging_example(rng)]
+
+
+def _ner_sentence(rng: random.Random) -> list[tuple[str, str]]:
+    """Names are entities (IOB2 tags); some span two words of their category ("Anna Chen": B-PER I-PER)."""
+    words = _tagging_example(rng)
+    used, tagged = set(words), []
+    for w in words:
+        cat = CATEGORY[w]
+        if cat not in _NAMES:
+            tagged.append((w, "O"))
+            continue
+        tagged.append((w, f"B-{cat}"))
+        if rng.random() < 0.3:
+            second = _novel(rng, cat, used)
+            used.add(second)
+            tagged.append((second, f"I-{cat}"))
+    return tagged
+
+
+def _qa_items(rng: random.Random, n: int) -> list[tuple[list[str], list[str], tuple[int, int]]]:
+    """Answerable who/what/where questions: (question, context, answer word span)."""
+    return [_span_example(rng, True) for _ in range(n)]
+
+
+#: English examples of each non-retrieval target task: ``(rng, n) -> examples``.
+_XTREME_MAKERS = {
+    "pawsx": _paws_pairs,
+    "xnli": _nli_pairs,
+    "udpos": lambda rng, n: [_pos_sentence(rng) for _ in range(n)],
+    "panx": lambda rng, n: [_ner_sentence(rng) for _ in range(n)],
+    "xquad": _qa_items, "mlqa": _qa_items, "tydiqa": _qa_items,
+}
+
+
+def _write_tsv(path: Path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        csv.writer(f, delimiter="\t", lineterminator="\n").writerows(rows)
+
+
+def _write_examples(path: Path, spec, source, examples, lang: str, split: str, alternatives: bool) -> None:
+    """``examples`` rendered in ``lang``, in the source's local format; labelled unless ``split`` is one of
+    the source's unlabelled splits."""
+    labelled = split not in source.unlabelled
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if source.local_format == "tsv":  # xnli/, pawsx/: sentence1<TAB>sentence2[<TAB>label]
+        _write_tsv(path, [[" ".join(render(a, lang)), " ".join(render(b, lang))] + [spec.labels[y]] * labelled
+                          for a, b, y in examples])
+    elif source.local_format == "conll":  # udpos/, panx/: token<TAB>tag lines (tokens only in tests)
+        lines = []
+        for sentence in examples:
+            words = render([w for w, _ in sentence], lang)
+            lines += [f"{w}\t{tag}" if labelled else w for w, (_, tag) in zip(words, sentence)] + [""]
+        path.write_text("\n".join(lines), encoding="utf-8")
+    else:  # SQuAD JSON; unlabelled as XTREME's remove_qa_test_annotations leaves it (one empty answer)
+        paragraphs = []
+        for i, (question, context, (start, end)) in enumerate(examples):
+            words = render(context, lang)
+            answers = [{"text": "", "answer_start": 0}]
+            if labelled:  # SQuAD's dev lists several answers: the last word of a longer span is one too
+                starts = [start] + [end - 1] * (alternatives and end - start > 1)
+                answers = [{"text": " ".join(words[s:end]), "answer_start": len(" ".join(words[:s])) + bool(s)}
+                           for s in starts]
+            qid = f"{source.lang_names.get(lang, lang)}-{split}-{i:05d}"
+            paragraphs.append({"context": " ".join(words), "qas": [
+                {"id": qid, "question": " ".join(render(question, lang)), "answers": answers}]})
+        path.write_text(json.dumps({"version": "1.1", "data": [{"title": "synthetic", "paragraphs": paragraphs}]},
+                                   ensure_ascii=False), encoding="utf-8")
+
+
+def _sentences(rng: random.Random, n: int) -> list[str]:
+    """``n`` distinct English sentences of one or two facts."""
+    found: dict[str, None] = {}
+    while len(found) < n:
+        facts = _facts(rng, rng.randint(1, 2))
+        found[_text(rng.choice([_join(facts), facts[0].words(rng.random() < 0.3, _adverb(rng))]))] = None
+    return list(found)
+
+
+def _write_bucc(pattern: str, root: Path, lang: str, n: int, rng: random.Random, gold: bool) -> None:
+    """``n`` sentences a side, half of them translations of each other (the gold pairs), in random order;
+    ids as BUCC's (``de-000000001``)."""
+    pairs = n // 2
+    english = _sentences(rng, 2 * n - pairs)  # the first ``pairs`` on both sides, the others on one
+    sides = {lang: [translate(s, lang) for s in english[:n]], "en": english[:pairs] + english[n:]}
+    ids = {}
+    for side, sentences in sides.items():
+        order = rng.sample(range(n), n)
+        ids[side] = {i: f"{side}-{k + 1:09d}" for k, i in enumerate(order)}
+        path = root / pattern.format(lang=lang, side=side)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{ids[side][i]}\t{sentences[i]}\n" for i in order), encoding="utf-8")
+    if gold:
+        (root / pattern.format(lang=lang, side="gold")).write_text(
+            "".join(f"{ids[lang][i]}\t{ids['en'][i]}\n" for i in range(pairs)), encoding="utf-8")
+
+
+def _write_tatoeba(pattern: str, root: Path, lang: str, n: int, rng: random.Random) -> None:
+    """``n`` sentences in ``lang`` and their English translations, sorted as XTREME's download sorts them."""
+    english = _sentences(rng, n)
+    path = root / pattern.format(lang=lang, side=lang)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(translate(s, lang) + "\n" for s in english), encoding="utf-8")
+    (root / pattern.format(lang=lang, side="en")).write_text("".join(s + "\n" for s in sorted(english)),
+                                                             encoding="utf-8")
+
+
+def _write_xtreme_task(spec, root: Path, sizes: dict[str, int], seed: int) -> None:
+    for source in spec.sources:
+        for split, pattern in source.files.items():
+            langs = spec.languages if "{lang}" in pattern else ("en",)
+            if spec.format == "retrieval":
+                for lang in langs:
+                    rng = random.Random(f"xtreme/{spec.name}/{split}/{lang}/{seed}")
+                    if spec.name == "tatoeba":
+                        _write_tatoeba(pattern, root, lang, sizes[split], rng)
+                    else:
+                        _write_bucc(pattern, root, lang, sizes[split], rng, gold=split == "dev")
+                continue
+            examples = _XTREME_MAKERS[spec.name](random.Random(f"xtreme/{pattern}/{seed}"), sizes[split])
+            for lang in langs:
+                path = root / pattern.format(lang=lang, name=source.lang_names.get(lang, lang))
+                _write_examples(path, spec, source, examples, lang, split,
+                                alternatives=pattern == "squad/dev-v1.1.json")
+
+
+def write_xtreme(root: str | os.PathLike, tasks=None, n_train: int = 400, n_dev: int = 100, n_test: int = 50,
+                 seed: int = 0) -> Path:
+    """Write learnable synthetic data for XTREME's target tasks (default: all nine) in the ``download/``
+    layout of XTREME's ``scripts/download_data.sh`` to ``root``, atomically.
+
+    English training data (MNLI-like ``xnli/train-en.tsv``, PAWS-like pairs, UD POS and PAN-X IOB tags
+    from the word categories, SQuAD v1.1 train and dev, TyDi QA's English training part) and, for every
+    language of each task, the same ``n_dev`` dev and ``n_test`` test examples translated word for word:
+    dev files labelled (also for udpos' kk, th, tl, yo, which XTREME lacks), test files unlabelled as
+    XTREME strips them. BUCC: ``n_dev``/``n_test`` sentences a side, half of them gold pairs (gold for dev
+    only); Tatoeba: ``n_test`` sentences per language (gold: :func:`write_tatoeba_labels`)."""
+    specs = [get_task(t) for t in tasks] if tasks else [t for t in TASKS.values() if t.is_target]
+    unknown = [s.name for s in specs if not s.is_target]
+    if unknown:
+        raise UserError(f"not XTREME target tasks: {', '.join(unknown)}")
+    sizes = {"train": n_train, "dev": n_dev, "test": n_test}
+
+    def fill(tmp: Path) -> None:
+        for spec in specs:
+            _write_xtreme_task(spec, tmp, sizes, seed)
+    return _atomic_dir(Path(root), fill)
+
+
+#: Every surface form's English word (forms are unique across languages).
+_ENGLISH = {form: word for forms in LEXICON.values() for word, form in forms.items()}
+
+
+def write_tatoeba_labels(root: str | os.PathLike, label_dir: str | os.PathLike) -> Path:
+    """The gold of the synthetic Tatoeba files under ``root`` in XTREME's label layout
+    (``label_dir/tatoeba/test-<lang>.tsv``: the line of each sentence's translation in the sorted English
+    file), found by translating the sentences back; returns ``label_dir``."""
+    spec = get_task("tatoeba")
+    pattern, folder = spec.sources[0].files["test"], Path(label_dir) / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang in spec.languages:
+        sentences, english = (
+            (Path(root) / pattern.format(lang=lang, side=side)).read_text(encoding="utf-8").splitlines()
+            for side in (lang, "en"))
+        line = {s: i for i, s in enumerate(english)}
+        gold = [line[" ".join(_ENGLISH[w] for w in s.split())] for s in sentences]
+        (folder / f"test-{lang}.tsv").write_text("".join(f"{i}\n" for i in gold), encoding="utf-8")
+    return Path(label_dir)
+
+
 # ----------------------------------------------------------------------------------------------- demo
 
 def demo_assets(cache_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """The demo's model folder and data root under ``<cache_dir>/demo-v<DEMO_VERSION>`` (default cache
     dir: ``$XDG_CACHE_HOME/adapterxfer`` or ``~/.cache/adapterxfer``), built on first use and reused after.
-    Both folders appear atomically, so one that exists is complete."""
+    The data root holds a folder per intermediate task (:func:`write_all`) and ``xtreme/``, the target
+    tasks in XTREME's download/ layout (:func:`write_xtreme`). Both folders appear atomically, so one that
+    exists is complete."""
     if cache_dir is None:
         cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "adapterxfer"
     root = Path(cache_dir) / f"demo-v{DEMO_VERSION}"
@@ -665,5 +870,8 @@ def demo_assets(cache_dir: str | os.PathLike | None = None) -> tuple[Path, Path]
     if not model_dir.is_dir():
         build_model_dir(model_dir)
     if not data_root.is_dir():
-        write_all(data_root)
+        def fill(tmp: Path) -> None:
+            write_all(tmp)
+            write_xtreme(tmp / "xtreme")
+        _atomic_dir(data_root, fill)
     return model_dir, data_root

@@ -22,9 +22,10 @@ from .data import load_examples
 from .errors import UserError
 from .features import cached_tokenize, collate, feature_length, length_grouped_batches
 from .fileio import atomic_path, replace_dir, sha256_file, write_json
+from .sampling import subsample
 
 CARD = "adapterxfer.json"
-DEFAULT_LR = {"lora": 5e-4}  # adapters: 1e-4
+DEFAULT_LR = {"lora": 5e-4, "full": 2e-5}  # adapters: 1e-4
 DEFAULT_CACHE = Path.home() / ".cache" / "adapterxfer" / "features"
 
 
@@ -43,7 +44,7 @@ class TrainConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_targets: str = "query,value"
-    lr: float | None = None  # default: 1e-4 for adapters, 5e-4 for LoRA
+    lr: float | None = None  # default: 1e-4 for adapters, 5e-4 for LoRA, 2e-5 for full fine-tuning
     epochs: float = 3.0
     max_steps: int = 0  # > 0: stop after this many optimizer steps (overrides epochs)
     batch_size: int = 32
@@ -62,8 +63,11 @@ class TrainConfig:
     multi_sampling: str = "proportional"  # multi-task mixing: proportional or temperature
     multi_temperature: float = 2.0
     cache_dir: str | None = None
+    train_size: int | None = None  # seeded subsample of the training data (stratified by label)
+    train_fraction: float | None = None
     stack: str | None = None  # target training: a finished module to stack under the new one
     fuse: str | None = None  # target training: comma-separated modules to fuse under the new one
+    fusion: str = "light"  # --fuse: light (learned mixing weights per layer) or dynamic (AdapterFusion)
 
     @classmethod
     def load(cls, file: str | None = None, **overrides) -> "TrainConfig":
@@ -94,6 +98,10 @@ class TrainConfig:
             raise UserError(f"{where}multi_sampling must be proportional or temperature")
         if self.stack and self.fuse:
             raise UserError("give either --stack or --fuse, not both")
+        if self.method == "full" and (self.stack or self.fuse):
+            raise UserError("--method full fine-tunes the whole base: there is nothing frozen to stack or fuse on")
+        if self.fusion not in modules.FUSIONS:
+            raise UserError(f"{where}fusion must be {' or '.join(modules.FUSIONS)}")
 
     @property
     def intermediates(self) -> list[str]:
@@ -149,7 +157,8 @@ def prepare_data(cfg: TrainConfig, spec: tasks.TaskSpec, tokenizer, log) -> dict
         data_dir = cfg.data_dir
         if data_dir and spec.members:
             data_dir = str(Path(data_dir) / member.name)
-        train_ex = load_examples(member, "train", data_dir)
+        train_ex = subsample(load_examples(member, "train", data_dir), cfg.train_size, cfg.train_fraction,
+                             cfg.seed)
         has_dev = any("dev" in s.splits for s in member.sources)
         dev_ex = load_examples(member, "dev", data_dir) if has_dev else []  # TyDiQA: keep the last state
         labels = list(member.labels or [])
@@ -296,11 +305,12 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
 
     torch.manual_seed(cfg.seed)
     data = prepare_data(cfg, spec, tokenizer, log)
-    backend = modules.build(cfg.model, spec.name, method, [d.head for d in data.values()], inters, cfg.compose)
+    backend = modules.build(cfg.model, spec.name, method, [d.head for d in data.values()], inters, cfg.compose,
+                            cfg.fusion)
     params = backend.trainable_parameters()
     n_train, n_fusion = backend.trainable_count(), backend.fusion_parameters()
     log(f"trainable parameters: {n_train:,} ({100 * n_train / backend.base_parameters:.2f}% of the "
-        f"{backend.base_parameters:,} frozen base parameters)"
+        f"{backend.base_parameters:,} {'' if method.method == 'full' else 'frozen '}base parameters)"
         + (f", of which the fusion layers {n_fusion:,}" if n_fusion else ""))
 
     mixed = cfg.mixed_precision

@@ -177,3 +177,14 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_model_dir
     card_a = json.loads((tmp_path / "straight" / "adapterxfer.json").read_text())
     card_b = json.loads((tmp_path / "killed" / "adapterxfer.json").read_text())
     assert card_a["dev_metrics"] == card_b["dev_metrics"] and card_a["best_step"] == card_b["best_step"]
+
+
+def test_train_size_subsamples_and_is_recorded(tmp_path, tiny_model_dir, synthetic_data):
+    lines = []
+    cfg = TrainConfig.load(None, task="mnli", model=str(tiny_model_dir), data_dir=str(synthetic_data / "mnli"),
+                           output=str(tmp_path / "small"), cache_dir=str(tmp_path / "cache"), train_size=48,
+                           max_steps=3, **FAST)
+    out = train(cfg, progress=False, log=lines.append)
+    card = json.loads((out / "adapterxfer.json").read_text())
+    assert card["hyperparameters"]["train_size"] == 48
+    assert any(line.startswith("mnli: 48 train examples") for line in lines)

@@ -99,7 +99,8 @@ def test_stack_trains_only_the_target_module_and_head(tmp_path, tiny_model_dir, 
 
 def test_fusion_trains_fusion_target_and_head(tmp_path, tiny_model_dir, xtreme, inter):
     run = tmp_path / "fuse"
-    cli("train-target", "xnli", "--fuse", f"{inter / 'mnli'},{inter / 'qqp'}", "--model", tiny_model_dir,
+    cli("train-target", "xnli", "--fuse", f"{inter / 'mnli'},{inter / 'qqp'}", "--fusion", "dynamic", "--model",
+        tiny_model_dir,
         "--data-dir", xtreme, "--output", run, "--cache-dir", tmp_path / "cache", *QUICK)
     card = json.loads((run / "adapterxfer.json").read_text())
     assert card["composition"]["compose"] == "fuse" and len(card["composition"]["intermediates"]) == 2
@@ -168,3 +169,23 @@ def test_evaluate_bad_input(tmp_path, xtreme, inter):
     assert result.exit_code == 2 and "tatoeba has no xx" in result.output
     result = CliRunner().invoke(main, ["train-target", "xnli", "--model", "m", "--output", str(tmp_path / "r")])
     assert result.exit_code == 2 and "--intermediate none" in result.output
+
+
+def test_evaluate_with_perturbations_reports_clean_perturbed_and_drop(tmp_path, tiny_model_dir, xtreme, inter):
+    run = tmp_path / "run"
+    cli("train-target", "panx", "--stack", inter / "mnli", "--model", tiny_model_dir, "--data-dir", xtreme,
+        "--output", run, "--cache-dir", tmp_path / "cache", *QUICK)
+    args = ["evaluate", run, "--data-dir", xtreme, "--languages", "en,th,zh", "--perturb", "char_swap:0.3",
+            "--perturb", "word_swap:0.3", "--seed", "1"]
+    cli(*args, "--output", tmp_path / "a")
+    cli(*args, "--output", tmp_path / "b")
+    a = json.loads((tmp_path / "a" / "results.json").read_text())
+    b = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert a["perturbations"] == ["char_swap:0.3", "word_swap:0.3"] and a["seed"] == 1
+    assert a["perturbed_scores"] == b["perturbed_scores"]  # seeded: reproducible
+    for lang in ("en", "th", "zh"):
+        assert a["drop"][lang] == pytest.approx(a["scores"][lang]["f1"] - a["perturbed_scores"][lang]["f1"])
+        clean = (tmp_path / "a" / "predictions" / "panx" / f"test-{lang}.tsv").read_text()
+        noisy_gold = (tmp_path / "a" / "perturbed" / "labels" / "panx" / f"test-{lang}.tsv").read_text()
+        assert clean.count("\n\n") == noisy_gold.count("\n\n")  # same sentences, tags moved with tokens
+    assert "clean vs perturbed" in (tmp_path / "a" / "results.md").read_text()

@@ -2,7 +2,9 @@
 
 ``build(...)`` returns a :class:`~adapterxfer.modules.base.Backend`: a frozen base model with one
 trainable module and one head per task; ``Backend.save`` writes files that load in plain
-``adapters`` (``model.load_adapter``) or plain ``peft`` (``PeftModel.from_pretrained``).
+``adapters`` (``model.load_adapter``) or plain ``peft`` (``PeftModel.from_pretrained``), plus
+``fusion_weights.safetensors`` for light fusion. ``--method full`` (:mod:`.full`) trains every weight
+instead and saves a complete model folder.
 """
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ from contextlib import contextmanager
 from ..errors import UserError
 from .base import Backend, HeadSpec, MethodConfig
 from .composition import COMPOSITIONS, Module, check_fits, read_module
+from .fusion import FUSIONS
 
 BACKENDS = {
-    "adapters": ("seq_bn", "double_seq_bn", "lora"),
-    "peft": ("lora",),
+    "adapters": ("seq_bn", "double_seq_bn", "lora", "full"),
+    "peft": ("lora", "full"),
 }
 
 
@@ -32,21 +35,31 @@ def check(method: MethodConfig, heads: int = 1) -> None:
 
 
 def build(model_path: str, name: str, method: MethodConfig, heads: list[HeadSpec],
-          intermediates: list[Module] = (), compose: str = "stack", trained=None) -> Backend:
+          intermediates: list[Module] = (), compose: str = "stack", fusion: str = "light",
+          trained=None) -> Backend:
     """A frozen base from ``model_path`` with a trainable module ``name`` and the given heads.
 
-    ``intermediates`` are finished modules composed under it, frozen (``compose``: stack or fuse);
-    ``trained`` is a finished module folder to load instead of initialising a new module.
+    ``intermediates`` are finished modules composed under it, frozen (``compose``: stack or fuse;
+    ``fusion``: light mixing weights or dynamic AdapterFusion); ``trained`` is a finished module
+    folder to load instead of initialising a new module.
     """
     check(method, len(heads))
     if compose not in COMPOSITIONS:
         raise UserError(f"unknown composition '{compose}' (choose from {', '.join(COMPOSITIONS)})")
-    if method.backend == "adapters":
+    if fusion not in FUSIONS:
+        raise UserError(f"unknown fusion '{fusion}' (choose from {', '.join(FUSIONS)})")
+    for m in intermediates:
+        if m.method == "full":
+            raise UserError(f"module {m.path} is fully fine-tuned (--method full): nothing can be stacked or "
+                            f"fused on it")
+    if method.method == "full":
+        from .full import FullBackend as cls
+    elif method.backend == "adapters":
         from .adapters_backend import AdaptersBackend as cls
     else:
         from .peft_backend import PeftBackend as cls
     with quiet():
-        return cls.create(model_path, name, method, heads, list(intermediates), compose, trained)
+        return cls.create(model_path, name, method, heads, list(intermediates), compose, fusion, trained)
 
 
 def load_trained(module_dir, model: str | None = None) -> Backend:
@@ -64,7 +77,8 @@ def load_trained(module_dir, model: str | None = None) -> Backend:
     method = MethodConfig(**{k: v for k, v in card["method"].items()})
     heads = [HeadSpec(name, h["format"], h["labels"], h["num_choices"]) for name, h in card["heads"].items()]
     compose = card.get("composition", {}).get("compose", "stack")
-    backend = build(model, card["task"], method, heads, inters, "stack" if compose == "none" else compose,
+    fusion = card.get("hyperparameters", {}).get("fusion", "dynamic")  # cards from before light fusion: dynamic
+    backend = build(model, card["task"], method, heads, inters, "stack" if compose == "none" else compose, fusion,
                     trained=module.path)
     backend.model.eval()
     return backend
@@ -82,7 +96,11 @@ def load_encoder(model: str, module_dir=None):
     if module is not None:
         check_fits([module], config_hash, model, module.backend)
     with quiet():
-        if module is None or module.backend == "peft":
+        if module is not None and module.method == "full":  # a complete model folder
+            from transformers import AutoModel
+
+            encoder = AutoModel.from_pretrained(str(module.path))
+        elif module is None or module.backend == "peft":
             from transformers import AutoModel
 
             encoder = AutoModel.from_pretrained(model)
@@ -124,4 +142,4 @@ def quiet():
 
 __all__ = ["Backend", "HeadSpec", "MethodConfig", "Module", "build", "check", "check_fits", "load_encoder",
            "load_trained", "quiet",
-           "read_module", "BACKENDS", "COMPOSITIONS"]
+           "read_module", "BACKENDS", "COMPOSITIONS", "FUSIONS"]

@@ -1,11 +1,19 @@
-"""AdapterHub ``adapters`` backend: bottleneck adapters (Pfeiffer, Houlsby) and LoRA, flex heads."""
+"""AdapterHub ``adapters`` backend: bottleneck adapters (Pfeiffer, Houlsby) and LoRA, flex heads.
+
+Fusion of bottleneck adapters uses adapters' ``Fuse`` block, its attention layer either adapters' own
+(dynamic) or learned mixing weights (light, :mod:`.fusion`); LoRA modules are fused by mixing weights.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ..errors import UserError
 from .base import Backend, HeadSpec, MethodConfig
 from .composition import Module
+from .fusion import (add_lora_mixing, light_fusion_config, load_mixing, mixings, replace_adapter_fusion,
+                     save_mixing, train_mixing)
 
 _ATTN = {"query": "q", "key": "k", "value": "v"}
 
@@ -55,10 +63,22 @@ def merge_into_base(model, name: str) -> None:
     model.delete_adapter(name)
 
 
+def pop_lora(model, name: str) -> dict[str, tuple]:
+    """The ``(scaled down, up)`` weights of LoRA ``name`` per linear layer; the adapter itself is deleted."""
+    from adapters.methods.lora import LoRALayer
+
+    with torch.no_grad():
+        found = {path: (m.loras[name].lora_A * m.loras[name].scaling, m.loras[name].lora_B)
+                 for path, m in model.named_modules() if isinstance(m, LoRALayer) and name in m.loras}
+    model.delete_adapter(name)
+    return found
+
+
 class AdaptersBackend(Backend):
     @classmethod
     def create(cls, model_path: str, name: str, method: MethodConfig, heads: list[HeadSpec],
-               intermediates: list[Module] = (), compose: str = "stack", trained: Path | None = None):
+               intermediates: list[Module] = (), compose: str = "stack", fusion: str = "light",
+               trained: Path | None = None):
         from adapters import AutoAdapterModel, Fuse, Stack
 
         self = cls()
@@ -67,16 +87,22 @@ class AdaptersBackend(Backend):
         self.name, self.method = name, method
         self.heads = {h.name: h for h in heads}
 
-        inter_names = []
+        bottleneck, lora = [], {}
         for i, m in enumerate(intermediates):
             inter = f"inter{i}_{m.task}"
             model.load_adapter(str(m.path), with_head=False, load_as=inter, use_safetensors=True)
-            if m.method == "lora":
-                if compose == "fuse":
-                    raise UserError(f"AdapterFusion needs bottleneck adapters; {m.path} is a LoRA module")
-                merge_into_base(model, inter)
+            if m.method != "lora":
+                bottleneck.append(inter)
+            elif compose == "fuse":
+                for path, delta in pop_lora(model, inter).items():
+                    lora.setdefault(path, []).append(delta)
             else:
-                inter_names.append(inter)
+                merge_into_base(model, inter)
+        if bottleneck and lora:
+            raise UserError("fuse either bottleneck adapters or LoRA modules, not a mix of both")
+        if lora and fusion == "dynamic":
+            raise UserError("dynamic AdapterFusion needs bottleneck adapters; LoRA modules are fused with "
+                            "learned mixing weights (--fusion light)")
 
         if trained is not None:  # a finished module: load its weights instead of new ones
             model.load_adapter(str(trained), load_as=name, with_head=True, use_safetensors=True)
@@ -84,20 +110,27 @@ class AdaptersBackend(Backend):
             model.add_adapter(name, config=adapter_config(method))
             for h in heads:
                 add_head(model, h)
-        fuse = Fuse(*inter_names) if compose == "fuse" else None
+        fuse = Fuse(*bottleneck) if compose == "fuse" and bottleneck else None
         if fuse is not None:
-            if trained is not None:
+            if fusion == "dynamic" and trained is not None:
                 model.load_adapter_fusion(str(Path(trained) / "fusion"), use_safetensors=True)
-            else:
+            elif fusion == "dynamic":
                 model.add_adapter_fusion(fuse, "dynamic")
+            else:
+                model.add_adapter_fusion(fuse, light_fusion_config())
+                replace_adapter_fusion(model, fuse.name, len(bottleneck))
             model.train_adapter_fusion(fuse)  # freezes all but the fusion layer...
             model.apply_to_adapter_layers(lambda i, layer: layer.enable_adapters(Stack(name), True, False))
             self.setup = Stack(fuse, name)  # ...and the target adapter trains with it
         else:
             model.train_adapter(name)
-            self.setup = Stack(*inter_names, name) if inter_names else Stack(name)
+            self.setup = Stack(*bottleneck, name) if bottleneck else Stack(name)
+        add_lora_mixing(model, lora)
+        train_mixing(model)
+        if trained is not None and compose == "fuse" and fusion == "light":
+            load_mixing(model, trained)
         model.set_active_adapters(self.setup)  # active is not trainable: the intermediates stay frozen
-        self.fuse = fuse
+        self.fuse = fuse if fusion == "dynamic" else None
         return self
 
     def forward(self, head: str, batch: dict):
@@ -107,7 +140,7 @@ class AdaptersBackend(Backend):
         """One task: adapter + head in ``directory`` (``load_adapter(directory)`` restores both).
 
         Several tasks (multi): the shared adapter in ``directory``, each head in ``heads/<task>/``.
-        With fusion, the fusion layer in ``fusion/``.
+        Dynamic fusion: the fusion layer in ``fusion/``; light fusion: ``fusion_weights.safetensors``.
         """
         directory = Path(directory)
         single = len(self.heads) == 1
@@ -118,3 +151,5 @@ class AdaptersBackend(Backend):
                 self.model.save_head(str(directory / "heads" / head), head, use_safetensors=True)
         if self.fuse is not None:
             self.model.save_adapter_fusion(str(directory / "fusion"), self.fuse, use_safetensors=True)
+        if mixings(self.model):
+            save_mixing(self.model, directory)

@@ -11,8 +11,8 @@ LORA_TARGETS = ("query", "key", "value", "intermediate", "output")
 
 @dataclass
 class MethodConfig:
-    method: str = "seq_bn"  # seq_bn (Pfeiffer), double_seq_bn (Houlsby), lora
-    backend: str = "adapters"  # adapters (AdapterHub) or peft (LoRA only)
+    method: str = "seq_bn"  # seq_bn (Pfeiffer), double_seq_bn (Houlsby), lora, full (full fine-tuning)
+    backend: str = "adapters"  # adapters (AdapterHub) or peft (LoRA; full: a plain transformers model)
     reduction_factor: int = 16  # bottleneck adapters: hidden size / bottleneck size
     lora_r: int = 8
     lora_alpha: int = 16
@@ -32,7 +32,7 @@ class MethodConfig:
         """The settings that matter for this method (recorded in the module card)."""
         d = asdict(self)
         keep = {"seq_bn": ("reduction_factor",), "double_seq_bn": ("reduction_factor",),
-                "lora": ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")}[self.method]
+                "lora": ("lora_r", "lora_alpha", "lora_dropout", "lora_targets"), "full": ()}[self.method]
         return {"method": self.method, "backend": self.backend,
                 **{k: (list(d[k]) if isinstance(d[k], tuple) else d[k]) for k in keep}}
 
@@ -56,7 +56,7 @@ class Backend:
     name: str
     heads: dict[str, HeadSpec]
     base_parameters: int
-    fuse = None  # the fusion block, where the module fuses intermediates
+    fuse = None  # the dynamic AdapterFusion block, where the module has one (saved in fusion/)
 
     def forward(self, head: str, batch: dict):
         """Run the model with ``head``; returns an output with ``loss`` and ``logits`` (QA: start/end)."""
@@ -73,5 +73,5 @@ class Backend:
         return sum(p.numel() for p in self.trainable_parameters().values())
 
     def fusion_parameters(self) -> int:
-        """Trainable parameters of fusion layers (reported apart: they are large)."""
+        """Trainable parameters of fusion layers or mixing weights (reported apart: dynamic fusion is large)."""
         return sum(p.numel() for n, p in self.trainable_parameters().items() if "fusion" in n)

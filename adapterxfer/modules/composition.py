@@ -5,7 +5,10 @@ Composition semantics, one per backend and method (see each backend):
 * ``stack``: the intermediate module stays active and frozen under the new target module
   (bottleneck adapters: ``Stack(inter, target)``; LoRA: the intermediate delta is merged into the
   frozen weights first, so the model computes W + dW_inter + dW_target).
-* ``fuse``: AdapterFusion over several frozen intermediate adapters, trained with the target module.
+* ``fuse``: several frozen intermediates mixed under the target module, the mixing trained with it.
+  ``light`` (default): learned softmax weights per layer (bottleneck adapters: over the adapters'
+  outputs; LoRA: W + sum_i softmax(w)_i dW_i + dW_target), see :mod:`.fusion`; ``dynamic``:
+  adapters' AdapterFusion attention (bottleneck adapters only).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..fileio import sha256_file
+from ..hub import resolve_module_ref
 
 CARD = "adapterxfer.json"
 COMPOSITIONS = ("stack", "fuse")
@@ -47,7 +51,7 @@ class Module:
 
 def read_module(path: str | Path, verify: bool = True) -> Module:
     """Read a finished module folder; with ``verify``, every file must match its recorded sha256."""
-    path = Path(path)
+    path = resolve_module_ref(path)  # hub:name@version -> its folder in the hub cache
     card_file = path / CARD
     if not card_file.is_file():
         what = "does not exist" if not path.exists() else f"has no {CARD} (not a finished adapterxfer module)"
