@@ -1,0 +1,165 @@
+"""Hub entries made from a finished module folder, and the model card rendered from an entry.
+
+The model card is ``README.md`` with Hugging Face metadata (``library_name``, ``base_model``, ``tags``),
+so the Hugging Face Hub shows it; a peft module already ships a ``README.md`` (peft's template) that its
+``adapterxfer.json`` checksums, so there the card is ``MODEL_CARD.md`` and the module stays intact.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import __version__
+from ..errors import UserError
+from ..fileio import sha256_file
+from .index import CARD, check_name, check_path
+
+HUB_CARD = "hub.json"  # beside a pulled module in the cache: the entry it was installed from, and the hub
+#: head format -> the transformers class a peft module loads on (as ``modules.peft_backend.TASK_MODELS``)
+AUTO_CLASSES = {"classification": "AutoModelForSequenceClassification", "multiple_choice": "AutoModelForMultipleChoice",
+                "tagging": "AutoModelForTokenClassification", "span_qa": "AutoModelForQuestionAnswering"}
+
+
+def entry_from_module(folder, name: str, *, license: str = "unknown", description: str = "",
+                      training_data: str | None = None, base_model: str | None = None, results=()) -> dict:
+    """A proposed entry (no version yet) for the finished module in ``folder``; its files are verified.
+
+    ``base_model`` names the base model's public id where the module was trained on a local copy.
+    """
+    from ..modules.composition import read_module
+
+    module = read_module(folder)
+    card = module.card
+    files = {rel: Path(folder) / rel for rel in sorted([*card["files"], CARD])}
+    for rel in files:
+        check_path(rel)
+    entry = {
+        "name": check_name(name),
+        "description": description,
+        "license": license,
+        "base_model": {**card["base_model"], "id": base_model or card["base_model"]["id"]},
+        "task": card["task"],
+        "kind": card["kind"],
+        "members": card.get("members", []),
+        "composition": composition(card.get("composition", {"compose": "none", "intermediates": []})),
+        "method": card["method"],
+        "heads": card["heads"],
+        "training_data": training_data or describe_data(card),
+        "hyperparameters": card["hyperparameters"],
+        "dev_metrics": card["dev_metrics"],
+        "trainable_parameters": card["trainable_parameters"],
+        "base_parameters": card["base_parameters"],
+        "library_versions": card["library_versions"],
+        "adapterxfer_version": __version__,
+        "files": {rel: {"sha256": card["files"].get(rel) or sha256_file(path), "size": path.stat().st_size}
+                  for rel, path in files.items()},
+    }
+    if results:
+        entry["xtreme_results"] = dict(read_results(r) for r in results)
+    return entry
+
+
+def describe_data(card: dict) -> str:
+    """Where the training data came from: the task's Hugging Face data sets, or "local files (<folder>)"."""
+    from ..tasks import get_task, members
+
+    if card.get("training_data", "huggingface") != "huggingface":
+        return f"local files ({Path(card['training_data']).name})"
+    sources = []
+    for member in members(get_task(card["task"])):
+        sources += [s.hf_path + (f"/{s.hf_config}" if s.hf_config else "") for s in member.sources if s.hf_path]
+    return ", ".join(dict.fromkeys(sources)) or "local files"
+
+
+def composition(comp: dict) -> dict:
+    """The intermediates a target module was trained on, without local paths: task, method, and
+    ``hub: name@version`` where the intermediate came from a hub (its cached ``hub.json``)."""
+    inters = []
+    for ref in comp.get("intermediates", []):
+        item = {"task": ref["task"], "method": ref["method"]}
+        pulled = Path(ref.get("path", "")) / HUB_CARD
+        if ref.get("path") and pulled.is_file():
+            e = json.loads(pulled.read_text(encoding="utf-8"))["entry"]
+            item["hub"] = f"{e['name']}@{e['version']}"
+        inters.append(item)
+    return {"compose": comp.get("compose", "none"), "intermediates": inters}
+
+
+def read_results(path) -> tuple[str, dict]:
+    """One ``results.json`` of ``adapterxfer evaluate``: (task, {split, languages, scores})."""
+    try:
+        r = json.loads(Path(path).read_text(encoding="utf-8"))
+        return r["task"], {"split": r["split"], "languages": r["languages"], "scores": r["scores"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: not a results.json written by adapterxfer evaluate") from None
+
+
+# ---------------------------------------------------------------- rendering
+
+def describe_method(method: dict) -> str:
+    """``lora (peft): lora_r 8, lora_alpha 16, ...``: the method, its backend and its settings."""
+    settings = [f"{k} {','.join(v) if isinstance(v, list) else v}" for k, v in method.items()
+                if k not in ("method", "backend")]
+    return f"{method['method']} ({method['backend']})" + (": " + ", ".join(settings) if settings else "")
+
+
+def card_name(entry: dict) -> str:
+    return "MODEL_CARD.md" if "README.md" in entry["files"] else "README.md"
+
+
+def usage(entry: dict, hub: str) -> dict:
+    """The exact commands and code to get and use this entry from ``hub``."""
+    ref = f"{entry['name']}@{entry['version']}"
+    base = entry["base_model"]["id"]
+    if hub.startswith("hf://"):  # plain libraries fetch the tagged version themselves
+        get = (f"from huggingface_hub import snapshot_download\n\n"
+               f"path = snapshot_download({hub.removeprefix('hf://')!r}, revision='v{entry['version']}')\n")
+    else:
+        cached = f"~/.cache/adapterxfer/hub/{entry['name']}/{entry['version']}"
+        get = f"import os\n\npath = os.path.expanduser({cached!r})  # the folder the pull printed\n"
+    heads = list(entry.get("heads", {}).items())
+    if entry["method"]["backend"] == "peft":
+        fmt = heads[0][1] if heads else {"format": "classification", "labels": []}
+        auto = AUTO_CLASSES[fmt["format"]]
+        labels = f", num_labels={len(fmt['labels'])}" if fmt.get("labels") else ""
+        code = (f"from peft import PeftModel\nfrom transformers import {auto}\n{get}"
+                f"base = {auto}.from_pretrained({base!r}{labels})\nmodel = PeftModel.from_pretrained(base, path)")
+    else:
+        code = (f"from adapters import AutoAdapterModel\n{get}model = AutoAdapterModel.from_pretrained({base!r})\n"
+                f"name = model.load_adapter(path, use_safetensors=True, set_active=True)")
+        if len(heads) > 1:
+            code += "".join(f"\nmodel.load_head(path + '/heads/{h}', use_safetensors=True)" for h, _ in heads)
+    if entry["kind"] == "intermediate":
+        use = (f"ADAPTERXFER_HUB={hub} adapterxfer train-target xnli --stack hub:{ref} --model {base} "
+               f"--output runs/{entry['name']}-xnli")
+    else:
+        use = (f"ADAPTERXFER_HUB={hub} adapterxfer evaluate hub:{ref} --data-dir ./download "
+               f"--output results/{entry['name']}")
+    return {"pull": f"adapterxfer hub pull {ref} --hub {hub}", "use": use, "python": code}
+
+
+def render(entry: dict, hub: str) -> tuple[str, str]:
+    """``(file name, markdown)`` of the entry's model card."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+                             autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["method"] = describe_method
+    return card_name(entry), env.get_template("model_card.md").render(e=entry, use=usage(entry, hub),
+                                                                      results=result_rows(entry))
+
+
+def result_rows(entry: dict) -> list[dict]:
+    """Flat rows for results tables: {where, task, language, metric, value}; dev first, then XTREME."""
+    rows = [{"where": "dev (English)", "task": task, "language": "en", "metric": m, "value": v}
+            for task, metrics in entry.get("dev_metrics", {}).items() for m, v in metrics.items()
+            if isinstance(v, (int, float))]
+    for task, res in entry.get("xtreme_results", {}).items():
+        for lang, scores in res["scores"].items():
+            if isinstance(scores, dict):
+                rows += [{"where": f"XTREME {res['split']}", "task": task, "language": lang, "metric": m, "value": v}
+                         for m, v in scores.items() if isinstance(v, (int, float))]
+            elif isinstance(scores, (int, float)):
+                rows.append({"where": f"XTREME {res['split']}", "task": task, "language": "average",
+                             "metric": lang.removeprefix("avg_"), "value": scores})
+    return rows
