@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from ..errors import UserError
 from .base import Backend, HeadSpec, MethodConfig
-from .composition import COMPOSITIONS, Module, check_fits, read_module
+from .composition import COMPOSITIONS, Module, check_fits, read_module, resolve_reference
 from .fusion import FUSIONS
 
 BACKENDS = {
@@ -72,7 +72,7 @@ def load_trained(module_dir, model: str | None = None) -> Backend:
     module = read_module(module_dir)
     card = module.card
     model = model or card["base_model"]["id"]
-    inters = [read_module(ref["path"]) for ref in card.get("composition", {}).get("intermediates", [])]
+    inters = [resolve_reference(ref) for ref in card.get("composition", {}).get("intermediates", [])]
     check_fits([module, *inters], basemodel.config_hash(basemodel.load_config(model)), model, module.backend)
     method = MethodConfig(**{k: v for k, v in card["method"].items()})
     heads = [HeadSpec(name, h["format"], h["labels"], h["num_choices"]) for name, h in card["heads"].items()]

@@ -44,9 +44,26 @@ class Module:
         return self.card["task"]
 
     def reference(self) -> dict:
-        """How a target module's card names this intermediate: where it was, what it was, its checksums."""
-        return {"path": str(self.path.resolve()), "task": self.task, "method": self.card["method"],
-                "files": self.card["files"]}
+        """How a target module's card names this intermediate: where it was, what it was, its checksums,
+        and ``hub: name@version`` when it was pulled from a hub (so the target works on other machines)."""
+        ref = {"path": str(self.path.resolve()), "task": self.task, "method": self.card["method"],
+               "files": self.card["files"]}
+        pulled = self.path / "hub.json"
+        if pulled.is_file():
+            entry = json.loads(pulled.read_text(encoding="utf-8"))["entry"]
+            ref["hub"] = f"hub:{entry['name']}@{entry['version']}"
+        return ref
+
+
+def resolve_reference(ref: dict) -> Module:
+    """The intermediate a target card names: at its recorded path, else from the hub it came from;
+    either way its files must match the checksums the target recorded."""
+    path = ref["path"] if Path(ref["path"]).is_dir() or "hub" not in ref else ref["hub"]
+    module = read_module(path)
+    if module.card["files"] != ref["files"]:
+        raise UserError(f"intermediate {module.path} is not the one this target module was trained on "
+                        f"(its files differ from the checksums recorded in the target's card)")
+    return module
 
 
 def read_module(path: str | Path, verify: bool = True) -> Module:
