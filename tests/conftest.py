@@ -1,8 +1,13 @@
 """Shared fixtures: the tiny pretrained XLM-R and the synthetic data of every intermediate task, built
 once per test session (about half a minute on two cores)."""
-import pytest
+import os
 
-from adapterxfer import synthetic
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach a hub; read before transformers is imported
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+from adapterxfer import synthetic  # noqa: E402
 
 
 @pytest.fixture(scope="session")

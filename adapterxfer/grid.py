@@ -1,0 +1,855 @@
+"""The grid runner: a recipe as cells (units of work) with dependencies and content hashes.
+
+Three kinds of cell: train an intermediate module; train a target module stacked on one (or on the
+bare base, the baseline row); evaluate a target module, or for BUCC/Tatoeba an intermediate module or
+the bare model, on every language. Intermediate modules are trained once (per seed) and reused by
+every target cell of their row.
+
+A cell's id ends in a hash of everything that determines its result: its settings, the content of
+its data and base model, library versions, and the hashes of the cells it builds on. So a rerun skips
+finished cells, and a changed value gives new ids, and reruns, only for the cells that depend on it.
+``--out`` holds::
+
+    plan.json               the last plan: the recipe and every cell in order
+    cells/<id>/cell.json    what the cell is and how to run it (``adapterxfer grid run-cell`` reads it)
+    cells/<id>/module/      a training cell's finished module (``module.partial/`` while it trains)
+    cells/<id>/eval/        an evaluation cell's predictions/, labels/ and results.json
+    cells/<id>/log.txt      what every attempt logged
+    cells/<id>/done.json    written last and atomically: only then is the cell finished
+    cells/<id>/failed.json  the last attempt's error; the next run tries the cell again
+
+A cell killed at any moment (``kill -9`` too) leaves no ``done.json``; the next run resumes a training
+cell from its newest checkpoint and redoes an evaluation. A lock per cell keeps two runners (a second
+``grid`` call, Slurm tasks) from working on the same cell.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import UserError
+from .fileio import sha256_file, sha256_json, write_json, write_text
+from .recipes import DEMO, NOT_IDENTITY, Recipe, load_recipe
+from .tasks import get_task
+
+KINDS = {"intermediate": "inter", "target": "target", "evaluate": "eval"}
+BUSY = 75  # run-cell's exit status when another process holds the cell
+VERSIONED = ("torch", "transformers", "adapters", "peft", "accelerate", "datasets", "tokenizers")
+
+
+@dataclass
+class Cell:
+    """One unit of work. ``row`` is the report's row (``baseline`` or an intermediate task), ``task`` the
+    task trained or evaluated; ``run`` holds what the runner needs (settings, absolute paths)."""
+
+    id: str
+    kind: str
+    row: str
+    task: str
+    seed: int | None
+    deps: list[str]
+    identity: dict
+    run: dict
+    stage: int = 0
+
+    def folder(self, out: str | Path) -> Path:
+        return Path(out) / "cells" / self.id
+
+
+def is_done(out: str | Path, cell_id: str) -> bool:
+    return (Path(out) / "cells" / cell_id / "done.json").is_file()
+
+
+# ---------------------------------------------------------------- fingerprints
+
+class Fingerprints:
+    """Content hashes of files and folders; a file's sha256 is cached by (path, size, mtime) under
+    ``~/.cache/adapterxfer/fingerprints.json`` so that a rerun does not read big data again."""
+
+    def __init__(self, strict: bool = True):
+        self.strict = strict  # False (dry runs): a missing local path is noted, not refused
+        cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "adapterxfer"
+        self.file = cache_root / "fingerprints.json"
+        try:
+            self.cache = json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            self.cache = {}
+        self.changed = False
+
+    def sha(self, path: Path) -> str:
+        st = path.stat()
+        key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        if key not in self.cache:
+            self.cache[key], self.changed = sha256_file(path), True
+        return self.cache[key]
+
+    def files(self, root: Path, patterns: list[str], what: str) -> str:
+        """One hash of the files under ``root`` matching glob ``patterns`` (``**`` for a whole folder)."""
+        found = sorted({p for pat in patterns for p in root.glob(pat) if p.is_file()})
+        if not found:
+            if self.strict:
+                raise UserError(f"{what}: no files under {root} ({', '.join(patterns)})")
+            return f"missing:{root}"
+        return sha256_json([(str(p.relative_to(root)), self.sha(p)) for p in found])
+
+    def save(self) -> None:
+        """Write the cache back, without the entries of files that no longer exist."""
+        if self.changed:
+            keep = {k: v for k, v in self.cache.items() if not k.startswith("/") or Path(k.rsplit(":", 2)[0]).exists()}
+            with contextlib.suppress(OSError):
+                write_json(self.file, keep)
+
+
+def library_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"adapterxfer": __version__}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _split_files(spec, split: str, lang: str | None) -> list[str]:
+    """Glob patterns of a target task's local files for ``split``: one language, or every one (None)."""
+    patterns = []
+    for source in spec.sources:
+        if split in source.files:
+            pattern = source.files[split]
+            if lang is not None:
+                pattern = pattern.replace("{lang}", lang)
+            patterns.append(re.sub(r"\{[a-z]+\}", "*", pattern))
+    return patterns
+
+
+# ---------------------------------------------------------------- planning
+
+@dataclass
+class Paths:
+    model: str
+    intermediate: str | None
+    target: str | None
+    labels: str | None
+
+
+def resolve_paths(recipe: Recipe) -> Paths:
+    """Absolute paths of the recipe's model and data; ``demo`` builds the tiny model and synthetic data."""
+    def local(value: str | None) -> str | None:
+        return None if value is None else str(Path(value).expanduser().resolve())
+
+    values = (recipe.model, recipe.intermediate_data, recipe.target_data, recipe.evaluate.labels_dir)
+    if DEMO not in values:
+        model = local(recipe.model) if Path(recipe.model).expanduser().is_dir() else recipe.model
+        return Paths(model, local(recipe.intermediate_data), local(recipe.target_data),
+                     local(recipe.evaluate.labels_dir))
+    from . import synthetic
+
+    model_dir, data_root = synthetic.demo_assets()
+    xtreme, labels = data_root / "xtreme", data_root.parent / "xtreme-labels"
+    if recipe.target_data == DEMO and not xtreme.is_dir():
+        synthetic.write_xtreme(xtreme)
+    if recipe.evaluate.labels_dir == DEMO and not labels.is_dir():
+        tmp = labels.with_name(f".{labels.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        synthetic.write_tatoeba_labels(xtreme, tmp)
+        os.replace(tmp, labels)
+    pick = lambda value, demo: str(demo) if value == DEMO else local(value)  # noqa: E731
+    model = str(model_dir) if recipe.model == DEMO else (
+        local(recipe.model) if Path(recipe.model).expanduser().is_dir() else recipe.model)
+    return Paths(model, pick(recipe.intermediate_data, data_root), pick(recipe.target_data, xtreme),
+                 pick(recipe.evaluate.labels_dir, labels))
+
+
+def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
+    """Every cell of the recipe in a runnable order: per seed and row, the intermediate module, then per
+    target its training and evaluation; the bare model's retrieval cells come first."""
+    from .training import TrainConfig
+
+    out = Path(out).resolve()
+    paths = resolve_paths(recipe)
+    fp = Fingerprints(strict)
+    versions = library_versions()
+    model_fp = fp.files(Path(paths.model), ["**/*"], "model") if Path(paths.model).is_dir() else paths.model
+    cells: list[Cell] = []
+
+    def add(kind, row, task, seed, deps, identity, run) -> Cell:
+        h = sha256_json({**identity, "versions": versions})[:12]
+        name = f"inter-{task}" if kind == "intermediate" else f"{KINDS[kind]}-{row}-{task}"
+        name += f"-s{seed}" if seed is not None else ""
+        cell = Cell(f"{name}-{h}", kind, row, task, seed, [d.id for d in deps], {**identity, "hash": h}, run,
+                    stage=1 + max((d.stage for d in deps), default=-1))
+        cells.append(cell)
+        return cell
+
+    def train_cell(kind, row, task, seed, on: Cell | None) -> Cell:
+        spec = get_task(task)
+        settings = recipe.settings(task)
+        data_dir = settings.pop("data_dir", None)
+        root = paths.intermediate if kind == "intermediate" else paths.target
+        if data_dir is None and root is not None:
+            data_dir = root if kind == "target" or spec.members else str(Path(root) / task)
+        data_dir = data_dir and str(Path(data_dir).expanduser().resolve())
+        cfg = TrainConfig(**settings, task=task, model=paths.model, data_dir=data_dir, seed=seed, output="-")
+        if data_dir is None:
+            data = [[s.hf_path, s.hf_config] for m in ([spec] if not spec.members else
+                                                        [get_task(n) for n in spec.members]) for s in m.sources]
+        elif kind == "target":
+            data = fp.files(Path(data_dir), [p for split in ("train", "dev") for p in _split_files(spec, split, "en")],
+                            f"{task} training data")
+        else:
+            data = fp.files(Path(data_dir), [f"{m}/**/*" for m in spec.members] or ["**/*"], f"{task} data")
+        values = {k: v for k, v in asdict(cfg).items()
+                  if k not in NOT_IDENTITY + ("task", "model", "data_dir", "seed", "stack", "fuse")}
+        identity = {"kind": kind, "task": task, "seed": seed, "settings": values, "model": model_fp, "data": data,
+                    "on": on.identity["hash"] if on else None}
+        cell = add(kind, row, task, seed, [on] if on else [], identity, {})
+        cfg.output = str(cell.folder(out) / "module")
+        cfg.stack = str(on.folder(out) / "module") if on else None
+        cell.run = {"config": asdict(cfg)}
+        return cell
+
+    def eval_cell(row, task, seed, of: Cell | None) -> Cell:
+        from .zeroshot import _split_for, languages_list
+
+        spec = get_task(task)
+        split = _split_for(spec, recipe.evaluate.split, lambda *_: None)
+        langs = recipe.evaluate.languages
+        langs = languages_list(spec, langs.get(task, "all") if isinstance(langs, dict) else langs)
+        labels = paths.labels if paths.labels and (Path(paths.labels) / task).is_dir() else None
+        data_dir = recipe.targets[task].get("data_dir") or paths.target
+        data_dir = data_dir and str(Path(data_dir).expanduser().resolve())
+        data = fp.files(Path(data_dir), _split_files(spec, split, None), f"{task} {split} data") \
+            if data_dir else [s.hf_path for s in spec.sources]
+        identity = {"kind": "evaluate", "task": task, "split": split, "languages": langs, "data": data,
+                    "labels": fp.files(Path(labels), [f"{task}/*"], f"{task} labels") if labels else None,
+                    "batch_size": recipe.evaluate.batch_size,
+                    "layer": recipe.evaluate.layer if spec.format == "retrieval" else None,
+                    "of": of.identity["hash"] if of else None, "model": None if of else model_fp}
+        cell = add("evaluate", row, task, seed, [of] if of else [], identity, {})
+        cell.run = {"module": str(of.folder(out) / "module") if of else None, "task": task, "split": split,
+                    "languages": langs, "data_dir": data_dir, "labels_dir": labels, "model": paths.model,
+                    "batch_size": recipe.evaluate.batch_size, "layer": recipe.evaluate.layer,
+                    "cache_dir": recipe.train.get("cache_dir"), "output": str(cell.folder(out) / "eval")}
+        return cell
+
+    retrieval = [t for t in recipe.targets if get_task(t).format == "retrieval"]
+    if recipe.baseline:
+        for task in retrieval:  # the bare model: deterministic, one cell whatever the seeds
+            eval_cell("baseline", task, None, None)
+    for seed in recipe.seeds:
+        for row in (["baseline"] if recipe.baseline else []) + list(recipe.intermediates):
+            inter = train_cell("intermediate", row, row, seed, None) if row != "baseline" else None
+            for task in recipe.targets:
+                if task in retrieval:
+                    if inter is not None:
+                        eval_cell(row, task, seed, inter)
+                else:
+                    eval_cell(row, task, seed, train_cell("target", row, task, seed, inter))
+    fp.save()
+    return cells
+
+
+def write_plan(recipe: Recipe, out: str | Path, cells: list[Cell]) -> None:
+    """``plan.json`` and each cell's ``cell.json`` (unchanged ones are left alone)."""
+    out = Path(out)
+    for cell in cells:
+        path = cell.folder(out) / "cell.json"
+        text = json.dumps(asdict(cell), indent=2, sort_keys=True) + "\n"
+        if not path.is_file() or path.read_text() != text:
+            write_text(path, text)
+    write_json(out / "plan.json", {"recipe": recipe.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                   "cells": [asdict(c) for c in cells]})
+
+
+def read_plan(out: str | Path) -> tuple[dict, list[Cell]]:
+    path = Path(out) / "plan.json"
+    if not path.is_file():
+        raise UserError(f"{out} holds no grid run (no plan.json): run adapterxfer grid RECIPE --out {out} first")
+    plan_ = json.loads(path.read_text())
+    return plan_["recipe"], [Cell(**c) for c in plan_["cells"]]
+
+
+# ---------------------------------------------------------------- running one cell
+
+@contextlib.contextmanager
+def _lock(folder: Path):
+    """An exclusive lock on the cell (released by the OS when its holder dies); yields False if held."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def execute(cell: Cell, out: str | Path, echo=None) -> str:
+    """Run one cell here, in this process: ``done``, ``failed`` (recorded in failed.json) or ``busy``
+    (another process holds it). ``echo`` also receives the cell's log lines."""
+    out = Path(out)
+    folder = cell.folder(out)
+    with _lock(folder) as mine:
+        if not mine:
+            return "busy"
+        if is_done(out, cell.id):
+            return "done"
+        (folder / "failed.json").unlink(missing_ok=True)
+        start = time.perf_counter()
+        with open(folder / "log.txt", "a", encoding="utf-8") as log_file:
+            def log(*parts):
+                line = " ".join(str(p) for p in parts)
+                log_file.write(line + "\n")
+                log_file.flush()
+                if echo:
+                    echo(line)
+
+            log(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {cell.id} on {_device()}")
+            try:
+                missing = [d for d in cell.deps if not is_done(out, d)]
+                if missing:
+                    raise UserError(f"needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                                    f"not done")
+                with contextlib.redirect_stdout(log_file):  # what the libraries print goes to the log too
+                    record = (_run_eval if cell.kind == "evaluate" else _run_training)(cell, log)
+            except Exception as e:  # noqa: BLE001 - one cell's failure is recorded; the grid goes on
+                message = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+                log(traceback.format_exc() if not isinstance(e, UserError) else f"error: {message}")
+                write_json(folder / "failed.json", {"id": cell.id, "error": message, "time": time.time(),
+                                                    "seconds": time.perf_counter() - start})
+                return "failed"
+            finally:
+                _free_memory()
+        record.update(id=cell.id, kind=cell.kind, row=cell.row, task=cell.task, seed=cell.seed,
+                      hash=cell.identity["hash"], device=_device(),
+                      seconds=round(time.perf_counter() - start, 3), finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+        write_json(folder / "done.json", record)
+        return "done"
+
+
+def _run_training(cell: Cell, log) -> dict:
+    from .training import CARD, TrainConfig, train
+
+    cfg = TrainConfig(**cell.run["config"])
+    cfg.validate()
+    module = Path(cfg.output)
+    partial = module.with_name(module.name + ".partial")
+    resumed_from = _checkpoint_step(partial)
+    start = time.perf_counter()
+    trained = not (module / CARD).is_file()  # else: finished just before an interruption
+    if trained:
+        resume = partial.exists()
+        train(cfg, resume=resume, overwrite=not resume, progress=False, log=log)
+    seconds = time.perf_counter() - start
+    card = json.loads((module / CARD).read_text())
+    steps = _last_step(module / "train_log.jsonl")
+    spec = get_task(cfg.task)
+    max_length = cfg.max_length or max(m.max_length for m in ([spec] if not spec.members else
+                                                              [get_task(n) for n in spec.members]))
+    tokens = (steps - resumed_from) * cfg.batch_size * cfg.grad_accum * max_length
+    return {"train": {"steps": steps, "resumed_from": resumed_from, "batch_size": cfg.batch_size,
+                      "grad_accum": cfg.grad_accum, "max_length": max_length,
+                      "tokens_per_second": round(tokens / seconds, 2) if trained and tokens else None},
+            "trainable_parameters": card["trainable_parameters"], "base_parameters": card["base_parameters"],
+            "method": card["method"]["method"], "disk_bytes": _du(module)}
+
+
+def _run_eval(cell: Cell, log) -> dict:
+    from .zeroshot import evaluate_run
+
+    from .training import DEFAULT_CACHE
+
+    run = dict(cell.run)
+    output = run.pop("output")
+    run["cache_dir"] = run["cache_dir"] or str(DEFAULT_CACHE)
+    shutil.rmtree(output, ignore_errors=True)  # an interrupted evaluation starts again
+    results = evaluate_run(run.pop("module"), output, **run, log=log)
+    return {"scored": bool(results["scores"]), "avg_metric": results["scores"].get("avg_metric"),
+            "languages": len(results["languages"]), "missing_languages": results["missing_languages"],
+            "disk_bytes": _du(Path(output))}
+
+
+def _checkpoint_step(partial: Path) -> int:
+    found = sorted((partial / "checkpoints").glob("step-*"))
+    return int(found[-1].name.split("-")[1]) if found else 0
+
+
+def _last_step(log_file: Path) -> int:
+    steps = [json.loads(line).get("step", 0) for line in log_file.read_text().splitlines() if line.strip()]
+    return max(steps, default=0)
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+@functools.cache
+def _device() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def _free_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------- running the grid
+
+@dataclass
+class Outcome:
+    state: dict = field(default_factory=dict)  # cell id -> done | failed | blocked | busy
+    ran: list = field(default_factory=list)  # ids finished by this run
+    errors: dict = field(default_factory=dict)  # cell id -> message
+
+
+def _blocked_by(cell: Cell, state: dict) -> str | None:
+    return next((d for d in cell.deps if state.get(d) in ("failed", "blocked", "busy")), None)
+
+
+def run_here(cells: list[Cell], out: Path, echo, verbose: bool = False) -> Outcome:
+    """Run the cells one after another in this process."""
+    result = Outcome({c.id: "done" for c in cells if is_done(out, c.id)})
+    todo = [c for c in cells if c.id not in result.state]
+    for n, cell in enumerate(todo, 1):
+        blocker = _blocked_by(cell, result.state)
+        if blocker:
+            result.state[cell.id] = "blocked"
+            echo(f"[{n}/{len(todo)}] {cell.id}: blocked ({blocker} did not finish)")
+            continue
+        echo(f"[{n}/{len(todo)}] {cell.id} ...")
+        start = time.perf_counter()
+        state = execute(cell, out, echo if verbose else None)
+        _settle(cell, state, out, result, echo, f"{time.perf_counter() - start:.1f} s")
+    return result
+
+
+def run_devices(cells: list[Cell], out: Path, devices: list[str], echo) -> Outcome:
+    """Run independent cells in parallel, one ``adapterxfer grid run-cell`` process per device
+    (``CUDA_VISIBLE_DEVICES`` set to it); a cell starts once the cells it needs are done."""
+    result = Outcome({c.id: "done" for c in cells if is_done(out, c.id)})
+    pending = [c for c in cells if c.id not in result.state]
+    running: dict[str, tuple] = {}
+    try:
+        while pending or running:
+            for cell in list(pending):
+                blocker = _blocked_by(cell, result.state)
+                if blocker:
+                    pending.remove(cell)
+                    result.state[cell.id] = "blocked"
+                    echo(f"{cell.id}: blocked ({blocker} did not finish)")
+            for device in [d for d in devices if d not in running]:
+                cell = next((c for c in pending if all(result.state.get(d) == "done" for d in c.deps)), None)
+                if cell is None:
+                    break
+                pending.remove(cell)
+                log = open(cell.folder(out) / "log.txt", "a", encoding="utf-8")
+                proc = subprocess.Popen([sys.executable, "-m", "adapterxfer.cli", "grid", "run-cell", "--out",
+                                         str(out), cell.id], stdout=log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "CUDA_VISIBLE_DEVICES": device})
+                running[device] = (proc, cell, log, time.perf_counter())
+                echo(f"{cell.id} ... (device {device})")
+            if not running and pending:  # what is left waits on cells that another process holds
+                for cell in pending:
+                    result.state[cell.id] = "blocked"
+                break
+            time.sleep(0.2)
+            for device, (proc, cell, log, start) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                log.close()
+                del running[device]
+                state = "done" if is_done(out, cell.id) else "busy" if proc.returncode == BUSY else "failed"
+                if state == "failed" and not (cell.folder(out) / "failed.json").is_file():
+                    write_json(cell.folder(out) / "failed.json",
+                               {"id": cell.id, "error": f"the cell's process exited with status {proc.returncode} "
+                                                        f"(see its log.txt)", "time": time.time()})
+                _settle(cell, state, out, result, echo, f"{time.perf_counter() - start:.1f} s, device {device}")
+    finally:
+        for proc, *_ in running.values():
+            proc.terminate()
+    return result
+
+
+def _settle(cell: Cell, state: str, out: Path, result: Outcome, echo, how: str) -> None:
+    result.state[cell.id] = state
+    if state == "done":
+        result.ran.append(cell.id)
+        echo(f"  done: {cell.id} ({how})")
+    elif state == "busy":
+        echo(f"  skipped: {cell.id} is being run by another process")
+    else:
+        error = json.loads((cell.folder(out) / "failed.json").read_text())["error"]
+        result.errors[cell.id] = error
+        echo(f"  FAILED: {cell.id}: {error} (log: {cell.folder(out) / 'log.txt'})")
+
+
+# ---------------------------------------------------------------- cost model
+
+#: Training examples of each task as published (used when the data is read from the Hugging Face hub):
+#: ANLI+ = ANLI r1-r3 (162,865) + MNLI (392,702) + labelled SNLI (549,367); CCG: CCGbank sections 02-21.
+PUBLISHED_TRAIN = {"anli_plus": 1104934, "mnli": 392702, "qqp": 363846, "squad_v1": 87599, "squad_v2": 130319,
+                   "hellaswag": 39905, "commonsenseqa": 9741, "cosmosqa": 25262, "socialiqa": 33410,
+                   "ccg": 39604, "xnli": 392702, "pawsx": 49401, "udpos": 21253, "panx": 20000,
+                   "xquad": 87599, "mlqa": 87599, "tydiqa": 3696}
+#: (hidden size, layers, vocabulary) of hub models whose config may not be at hand offline.
+KNOWN_SHAPES = {"xlm-roberta-large": (1024, 24, 250002), "xlm-roberta-base": (768, 12, 250002),
+                "facebook/xlm-roberta-large": (1024, 24, 250002), "FacebookAI/xlm-roberta-large": (1024, 24, 250002)}
+#: Full fine-tuning does a training step's work plus the weight gradients of the whole base (about a
+#: third of a step: forward 1, backward 2 of which weight gradients 1); a frozen base skips them.
+FULL_FT_TIME = 1.5
+
+
+@dataclass
+class Estimate:
+    seconds: float
+    disk: int  # bytes the finished cell keeps
+
+
+def model_shape(model: str) -> tuple[int, int, int]:
+    """(hidden, layers, vocabulary) of the base model; XLM-R Large's where it cannot be read."""
+    config = Path(model) / "config.json"
+    if config.is_file():
+        c = json.loads(config.read_text())
+        return c["hidden_size"], c["num_hidden_layers"], c["vocab_size"]
+    return KNOWN_SHAPES.get(model, KNOWN_SHAPES["xlm-roberta-large"])
+
+
+def base_parameters(model: str) -> int:
+    """Embeddings plus 12 h^2 per layer (attention 4 h^2, feed-forward 8 h^2): XLM-R Large 558M of 560M."""
+    h, layers, vocab = model_shape(model)
+    return vocab * h + layers * 12 * h * h
+
+
+def module_parameters(cfg: dict, model: str, heads: int = 1) -> int:
+    """Trainable parameters of a module on ``model``: adapters 2 h (h/rf) per adapter and layer, LoRA
+    r (in + out) per adapted matrix and layer, plus about h^2 per head."""
+    h, layers, _ = model_shape(model)
+    method = cfg["method"]
+    if method == "full":
+        return base_parameters(model) + heads * h * h
+    if method == "lora":
+        dims = {"query": 2 * h, "key": 2 * h, "value": 2 * h, "intermediate": 5 * h, "output": 7 * h}
+        targets = cfg["lora_targets"].split(",") if isinstance(cfg["lora_targets"], str) else cfg["lora_targets"]
+        per_layer = sum(cfg["lora_r"] * dims[t.strip()] for t in targets)
+    else:
+        b = h // cfg["reduction_factor"]
+        per_layer = (2 * h * b + b + h) * (2 if method == "double_seq_bn" else 1)
+    return layers * per_layer + heads * h * h
+
+
+class CostModel:
+    """Seconds and disk of each cell, from measurements of this run where it has them.
+
+    Training: steps (``max_steps``, else ``epochs`` x batches of the training set, counted from local
+    files or the published sizes) x batch size x grad accumulation x max length = padded tokens, over
+    the run's median measured tokens/s (or ``cost.tokens_per_second``). Evaluation: the median time of
+    the run's finished evaluations of the same task (or ``cost.eval_minutes``). Disk: a finished module
+    of the same task and method, else 4 bytes per trainable parameter.
+    """
+
+    def __init__(self, recipe: Recipe, out: Path, model: str):
+        self.recipe, self.model = recipe, model
+        self.done = {}
+        for path in (out / "cells").glob("*/done.json"):
+            with contextlib.suppress(ValueError, OSError):
+                self.done[path.parent.name] = json.loads(path.read_text())
+        speeds = [d["train"]["tokens_per_second"] for d in self.done.values()
+                  if d.get("train", {}).get("tokens_per_second")]
+        self.tokens_per_second = statistics.median(speeds) if speeds else recipe.cost.tokens_per_second
+        self.measured = bool(speeds)
+        self.measured_on = sorted({d["device"] for d in self.done.values() if d.get("train")})
+        self.sizes = Fingerprints(strict=False)
+
+    def _like(self, cell: Cell, key: str) -> list:
+        """``key`` of the finished cells of the same kind and task."""
+        return [d[key] for d in self.done.values()
+                if d.get("kind") == cell.kind and d.get("task") == cell.task and d.get(key) is not None]
+
+    def train_examples(self, task: str, data_dir: str | None, data_hash) -> int:
+        spec = get_task(task)
+        parts = [get_task(m) for m in spec.members] if spec.members else [spec]
+        if data_dir is None:
+            return sum(PUBLISHED_TRAIN.get(m.name, 0) for m in parts)
+        key = f"examples:{task}:{data_hash}"
+        if key not in self.sizes.cache:
+            from .data import load_examples
+
+            try:
+                self.sizes.cache[key] = sum(len(load_examples(m, "train", str(Path(data_dir) / m.name)
+                                                              if spec.members else data_dir)) for m in parts)
+            except UserError:
+                return sum(PUBLISHED_TRAIN.get(m.name, 0) for m in parts)
+            self.sizes.changed = True
+        return self.sizes.cache[key]
+
+    def estimate(self, cell: Cell) -> Estimate:
+        done = self.done.get(cell.id)
+        if cell.kind == "evaluate":
+            if done:
+                return Estimate(done["seconds"], done.get("disk_bytes", 0))
+            like = self._like(cell, "seconds")
+            return Estimate(statistics.median(like) if like else 60 * self.recipe.cost.eval_minutes, 0)
+        if done:
+            return Estimate(done["seconds"], done["disk_bytes"])
+        cfg = cell.run["config"]
+        spec = get_task(cell.task)
+        if cfg["max_steps"]:
+            steps = cfg["max_steps"]
+        else:
+            examples = self.train_examples(cell.task, cfg["data_dir"], cell.identity["data"])
+            batches = math.ceil(examples / cfg["batch_size"])
+            steps = max(1, math.ceil(math.ceil(batches / cfg["grad_accum"]) * cfg["epochs"]))
+        max_length = cfg["max_length"] or spec.max_length
+        seconds = steps * cfg["batch_size"] * cfg["grad_accum"] * max_length / self.tokens_per_second
+        disks = self._like(cell, "disk_bytes")
+        return Estimate(seconds, statistics.median(disks) if disks else
+                        4 * module_parameters(cfg, self.model, len(spec.members) or 1))
+
+    def full_finetuning(self, cells: list[Cell], estimates: dict) -> dict:
+        """The same grid with every training cell fine-tuning the whole base: its time x FULL_FT_TIME and
+        a full checkpoint (4 bytes per parameter) per training cell."""
+        base = next((d["base_parameters"] for d in self.done.values() if d.get("base_parameters")),
+                    base_parameters(self.model))
+        factor = 1 if self.recipe.module.get("method") == "full" else FULL_FT_TIME
+        return {"seconds": sum(estimates[c.id].seconds * (1 if c.kind == "evaluate" else factor) for c in cells),
+                "disk": sum(4 * base for c in cells if c.kind != "evaluate")}
+
+
+# ---------------------------------------------------------------- dry run and Slurm
+
+def status(cell: Cell, out: Path) -> str:
+    folder = cell.folder(out)
+    if (folder / "done.json").is_file():
+        return "done"
+    if (folder / "failed.json").is_file():
+        return "failed"
+    step = _checkpoint_step(folder / "module.partial")
+    return f"partial (step {step})" if step else "pending"
+
+
+def describe(recipe: Recipe, cells: list[Cell], out: Path, echo) -> None:
+    """The plan, its order and state, and what it will cost."""
+    model = resolve_paths(recipe).model
+    costs = CostModel(recipe, out, model)
+    estimates = {c.id: costs.estimate(c) for c in cells}
+    costs.sizes.save()
+    index = {c.id: n for n, c in enumerate(cells, 1)}
+    echo(f"plan: {recipe.path} -> {out}: {len(cells)} cells ({recipe.module.get('method', 'seq_bn')} modules on "
+         f"{recipe.model}, seeds {', '.join(map(str, recipe.seeds))})")
+    rows = [("#", "cell", "after", "state", "GPU-h", "disk")]
+    for c in cells:
+        e = estimates[c.id]
+        rows.append((str(index[c.id]), c.id, ",".join(str(index[d]) for d in c.deps) or "-", status(c, out),
+                     f"{e.seconds / 3600:.3f}", _size(e.disk)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        echo("  ".join(v.rjust(w) if i in (0, 4, 5) else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))))
+    todo = [c for c in cells if not is_done(out, c.id)]
+    left = sum(estimates[c.id].seconds for c in todo) / 3600
+    total = sum(e.seconds for e in estimates.values()) / 3600
+    speed = (f"measured {costs.tokens_per_second:,.0f} padded tokens/s on {', '.join(costs.measured_on)}"
+             if costs.measured else f"assumed {costs.tokens_per_second:,.0f} padded tokens/s (cost.tokens_per_second;"
+                                    f" nothing measured yet)")
+    echo(f"\n{len(cells) - len(todo)} of {len(cells)} cells done; {len(todo)} to run: about {left:.2f} GPU-hours "
+         f"of {total:.2f} in all ({speed})")
+    disk = sum(e.disk for e in estimates.values())
+    full = costs.full_finetuning(cells, estimates)
+    echo(f"disk: about {_size(disk)} for the finished grid; full fine-tuning of the same grid: about "
+         f"{full['seconds'] / 3600:.2f} GPU-hours and {_size(full['disk'])} of checkpoints")
+    missing = sorted({c.identity["data"][len("missing:"):] for c in cells
+                      if isinstance(c.identity["data"], str) and c.identity["data"].startswith("missing:")})
+    if missing:
+        echo(f"data not found (a run needs it; sizes above assume the published ones): {', '.join(missing)}")
+    stale = [p.name for p in (out / "cells").glob("*") if p.is_dir() and p.name not in index]
+    if stale:
+        echo(f"{len(stale)} cell folder(s) in {out / 'cells'} belong to no cell of this plan (earlier settings)")
+
+
+def slurm_script(recipe: Recipe, cells: list[Cell], out: Path) -> str:
+    """A script that submits one Slurm array job per stage (each after the one before, ``afterany``);
+    each array task runs one unfinished cell with ``adapterxfer grid run-cell``."""
+    todo = sorted((c for c in cells if not is_done(out, c.id)), key=lambda c: c.stage)
+    stages = []
+    for stage in sorted({c.stage for c in todo}):
+        idx = [n for n, c in enumerate(todo) if c.stage == stage]
+        stages.append(f"{idx[0]}-{idx[-1]}" + (f"%{recipe.slurm.max_parallel}" if recipe.slurm.max_parallel else ""))
+    s = recipe.slurm
+    options = [f"--job-name=adapterxfer-{recipe.name}", f"--gres=gpu:{s.gpus_per_cell}",
+               f"--cpus-per-task={s.cpus_per_task}", f"--mem={s.mem}", f"--time={s.time}",
+               f"--output={out / 'slurm'}/%x-%A_%a.out"]
+    options += [f"--partition={s.partition}"] * bool(s.partition) + [f"--account={s.account}"] * bool(s.account)
+    options += list(s.sbatch)
+    lines = ["#!/bin/bash",
+             f"# adapterxfer grid {recipe.path} --out {out}: {len(todo)} unfinished cells of {len(cells)}, "
+             f"{len(stages)} stage(s).",
+             "# Submit: bash THIS_FILE (sbatch THIS_FILE works too). Outside an array task it submits one array",
+             "# job per stage, each after the one before (afterany: a failed cell is recorded in its folder and blocks",
+             "# only the cells that need it); each array task runs one cell. Rerun `adapterxfer grid ... --slurm`",
+             "# for a new script after changes or failures: finished cells are left out.",
+             *(f"#SBATCH {o}" for o in options),
+             "set -euo pipefail",
+             f"cd {shlex.quote(os.getcwd())}",
+             f"OUT={shlex.quote(str(out))}",
+             f"XF=${{XF:-{shlex.quote(sys.executable)} -m adapterxfer.cli}}",
+             "CELLS=(", *(f"  {c.id}  # {n}: stage {c.stage}" for n, c in enumerate(todo)), ")",
+             f"STAGES=({' '.join(stages)})",
+             'if [[ -z "${SLURM_ARRAY_TASK_ID:-}" ]]; then',
+             f'  mkdir -p "$OUT/slurm"',
+             '  after=""',
+             '  for range in "${STAGES[@]}"; do',
+             '    job=$(sbatch --parsable --array="$range" ${after:+--dependency=afterany:$after} "$0")',
+             '    after=${job%%;*}',
+             '    echo "cells $range: job $after"',
+             "  done",
+             "  exit 0",
+             "fi",
+             *s.setup,
+             'exec $XF grid run-cell --out "$OUT" "${CELLS[$SLURM_ARRAY_TASK_ID]}"']
+    return "\n".join(lines) + "\n"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+# ---------------------------------------------------------------- command line
+
+def _friendly(fn):
+    """The CLI's error wrapper (imported when called: cli.py imports this module at its end)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .cli import friendly
+
+        return friendly(fn)(*args, **kwargs)
+    return wrapper
+
+
+class _GridGroup(click.Group):
+    """``adapterxfer grid RECIPE ...`` means ``adapterxfer grid run RECIPE ...``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("grid", cls=_GridGroup)
+def grid_cmd():
+    """Run a recipe's grid of cells: intermediate modules, target modules on them, zero-shot evaluations.
+
+    A rerun skips finished cells and resumes interrupted ones; a changed value reruns only the cells
+    that depend on it. `adapterxfer grid RECIPE --out DIR` is short for `adapterxfer grid run RECIPE --out DIR`
+    (options: --dry-run, --devices, --slurm, --verbose; see `adapterxfer grid run --help`).
+
+    \b
+    Examples:
+      adapterxfer grid recipes/xstilts.yaml --out runs/xstilts --dry-run   # the plan, and what it will cost
+      adapterxfer grid recipes/xstilts.yaml --out runs/xstilts             # runs it; rerun resumes
+      adapterxfer grid recipes/xstilts.yaml --out runs/xstilts --devices 0,1,2,3
+      adapterxfer grid recipes/xstilts.yaml --out runs/xstilts --slurm > xstilts.sbatch
+      adapterxfer report runs/xstilts                                      # table + heatmap
+    """
+
+
+@grid_cmd.command("run")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The run folder (cells/, plan.json).")
+@click.option("--dry-run", is_flag=True, help="Print the plan, what is done, and the estimated cost; run nothing.")
+@click.option("--devices", help="Comma-separated GPU ids: one cell process per GPU, in parallel (e.g. 0,1,2,3).")
+@click.option("--slurm", is_flag=True, help="Print a Slurm array script whose tasks each run one cell.")
+@click.option("--verbose", "-v", is_flag=True, help="Show each cell's log, not only its outcome.")
+@_friendly
+def run_cmd(recipe, out, dry_run, devices, slurm, verbose):
+    """Plan RECIPE's cells and run the unfinished ones in order (in this process, or --devices/--slurm).
+
+    Failed cells are recorded in cells/<id>/failed.json and reported; the cells that need them are
+    skipped, all others go on. The exit status is 1 if a cell failed or was skipped.
+
+    \b
+    Examples:
+      adapterxfer grid run recipes/demo.yaml --out runs/demo --dry-run
+      adapterxfer grid run recipes/demo.yaml --out runs/demo
+      adapterxfer grid run recipes/xstilts.yaml --out runs/xstilts --devices 0,1
+      adapterxfer grid run recipes/xstilts.yaml --out runs/xstilts --slurm > xstilts.sbatch && bash xstilts.sbatch
+    """
+    if sum(map(bool, (dry_run, devices, slurm))) > 1:
+        raise UserError("give at most one of --dry-run, --devices and --slurm")
+    loaded = load_recipe(recipe)
+    out = Path(out).resolve()
+    cells = plan(loaded, out, strict=not dry_run)
+    if dry_run:
+        describe(loaded, cells, out, click.echo)
+        return
+    write_plan(loaded, out, cells)
+    if slurm:
+        click.echo(slurm_script(loaded, cells, out), nl=False)
+        return
+    err = functools.partial(click.echo, err=True)
+    try:
+        if devices:
+            ids = [d.strip() for d in devices.split(",") if d.strip()]
+            result = run_devices(cells, out, ids, err)
+        else:
+            result = run_here(cells, out, err, verbose)
+    except KeyboardInterrupt:
+        err("interrupted: rerun the same command to continue (finished cells are kept, training resumes)")
+        sys.exit(130)
+    counts = {s: sum(1 for v in result.state.values() if v == s) for s in ("done", "failed", "blocked", "busy")}
+    err(f"{counts['done']} of {len(cells)} cells done ({len(result.ran)} in this run), {counts['failed']} failed, "
+        f"{counts['blocked']} skipped because a cell they need did not finish, {counts['busy']} run elsewhere")
+    for cell_id, error in result.errors.items():
+        err(f"  failed: {cell_id}: {error}")
+    if counts["done"] < len(cells):
+        err(f"rerun the same command to retry; adapterxfer report {out} shows what is there")
+        sys.exit(1)
+    err(f"all done: adapterxfer report {out}")
+
+
+@grid_cmd.command("run-cell", hidden=True)
+@click.argument("cell_id")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@_friendly
+def run_cell_cmd(cell_id, out):
+    """Run one planned cell (used by --devices and --slurm): exit 0 done, 1 failed, 75 held elsewhere.
+
+    \b
+    Example:
+      adapterxfer grid run-cell --out runs/xstilts inter-mnli-s1-0123456789ab
+    """
+    path = Path(out) / "cells" / cell_id / "cell.json"
+    if not path.is_file():
+        raise UserError(f"no cell {cell_id} in {out} (no {path}); plan it with adapterxfer grid RECIPE --out {out}")
+    state = execute(Cell(**json.loads(path.read_text())), Path(out), click.echo)
+    click.echo(f"{cell_id}: {state}")
+    sys.exit({"done": 0, "failed": 1, "busy": BUSY}[state])

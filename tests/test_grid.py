@@ -1,0 +1,280 @@
+"""The grid runner on the tiny model: the demo recipe end to end, resume after kill -9, reruns of only what
+a change touches, recorded failures, a Slurm script that names every cell once, recipe errors."""
+import csv
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from adapterxfer import synthetic
+from adapterxfer.cli import main
+from adapterxfer.grid import plan, read_plan
+from adapterxfer.recipes import load_recipe
+
+RECIPES = Path(__file__).parent.parent / "recipes"
+#: Few languages per task and a handful of steps keep the demo grid to seconds per cell.
+LANGUAGES = {"xnli": ["en", "de", "zh"], "panx": ["en", "ru"], "bucc2018": ["de", "fr"], "tatoeba": ["de", "ja"]}
+
+
+def grid(*args):
+    return CliRunner().invoke(main, ["grid", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def xtreme(tmp_path_factory):
+    """Synthetic XTREME data for the demo's targets and Tatoeba's gold."""
+    root = tmp_path_factory.mktemp("xtreme")
+    data = synthetic.write_xtreme(root / "download", tasks=list(LANGUAGES), n_train=32, n_dev=6, n_test=6)
+    return data, synthetic.write_tatoeba_labels(data, root / "labels")
+
+
+def demo_recipe(tmp_path, tiny_model_dir, synthetic_data, xtreme, **edit) -> Path:
+    """recipes/demo.yaml on the session's tiny model and data, with few steps and languages; ``edit``
+    replaces top-level sections (``targets={...}``)."""
+    r = yaml.safe_load((RECIPES / "demo.yaml").read_text())
+    r["model"] = str(tiny_model_dir)
+    r["intermediate"]["data_dir"] = str(synthetic_data)
+    r["targets"]["data_dir"], r["evaluate"]["labels_dir"] = map(str, xtreme)
+    r["train"].update(save_steps=2, eval_steps=100, batch_size=8, cache_dir=str(tmp_path.parent / "features"))
+    for section in ("intermediate", "targets"):
+        for settings in r[section]["tasks"].values():
+            if settings:
+                settings["max_steps"] = 3
+    r["evaluate"]["languages"] = LANGUAGES
+    r.update(edit)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(r, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, tiny_model_dir, synthetic_data, xtreme):
+    root = tmp_path_factory.mktemp("demo")
+    recipe = demo_recipe(root, tiny_model_dir, synthetic_data, xtreme)
+    result = grid(recipe, "--out", root / "run")
+    assert result.exit_code == 0, result.output
+    return recipe, root / "run"
+
+
+def done_files(out: Path) -> dict:
+    return {p.parent.name: p.read_text() for p in (out / "cells").glob("*/done.json")}
+
+
+def test_demo_recipe_end_to_end_and_the_report_equals_the_results_files(demo_run):
+    recipe, out = demo_run
+    _, cells = read_plan(out)
+    kinds = [c.kind for c in cells]
+    # 2 seeds x (mnli module; xnli, panx targets on baseline and mnli) + retrieval on mnli (2x2) and the bare model (2)
+    assert (kinds.count("intermediate"), kinds.count("target"), kinds.count("evaluate")) == (2, 8, 14)
+    assert all((c.folder(out) / "done.json").is_file() for c in cells)
+    inter = json.loads(next((out / "cells").glob("inter-mnli-s0-*/done.json")).read_text())
+    assert inter["train"]["steps"] == 3 and 0 < inter["trainable_parameters"] < inter["base_parameters"]
+    target = json.loads(next((out / "cells").glob("target-mnli-xnli-s0-*/cell.json")).read_text())
+    assert target["run"]["config"]["stack"].endswith(f"{next((out / 'cells').glob('inter-mnli-s0-*')).name}/module")
+
+    again = grid(recipe, "--out", out)
+    assert again.exit_code == 0 and "24 of 24 cells done (0 in this run)" in again.output
+
+    result = CliRunner().invoke(main, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| baseline |" in result.stdout and "| mnli |" in result.stdout and "## Cost" in result.stdout
+    assert (out / "report" / "deltas.png").stat().st_size > 1000
+    rows = {r["row"]: r for r in csv.DictReader((out / "report" / "table.csv").open())}
+    scores = {}  # (row, task) -> [avg_metric of each seed's results.json]
+    for cell in cells:
+        if cell.kind == "evaluate":
+            results = json.loads((cell.folder(out) / "eval" / "results.json").read_text())
+            scores.setdefault((cell.row, cell.task), []).append(results["scores"]["avg_metric"])
+    for (row, task), values in scores.items():
+        assert float(rows[row][f"{task}_mean"]) == pytest.approx(statistics.mean(values), abs=1e-9)
+        if len(values) > 1:
+            assert float(rows[row][f"{task}_std"]) == pytest.approx(statistics.stdev(values), abs=1e-9)
+        if row == "mnli":
+            delta = statistics.mean(values) - statistics.mean(scores[("baseline", task)])
+            assert float(rows[row][f"{task}_delta"]) == pytest.approx(delta, abs=1e-9)
+    # the average of each seed: the bare model's retrieval cells count for every seed
+    per_seed = [statistics.mean([scores[("baseline", t)][i if len(scores[("baseline", t)]) > 1 else 0]
+                                 for t in ("xnli", "panx", "bucc2018", "tatoeba")]) for i in range(2)]
+    assert float(rows["baseline"]["xtreme_avg_mean"]) == pytest.approx(statistics.mean(per_seed), abs=1e-9)
+
+    dry = grid(recipe, "--out", out, "--dry-run")
+    assert dry.exit_code == 0 and "24 of 24 cells done; 0 to run" in dry.output and "measured" in dry.output
+
+
+def test_a_changed_value_reruns_only_the_cells_that_depend_on_it(demo_run, tmp_path):
+    recipe, original = demo_run
+    out = tmp_path / "run"
+    shutil.copytree(original, out)
+    before = done_files(out)
+    r = yaml.safe_load(recipe.read_text())
+    r["targets"]["tasks"]["xnli"]["lr"] = 1.0e-3
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(r, sort_keys=False))
+
+    dry = grid(changed, "--out", out, "--dry-run")
+    pending = {line.split()[1] for line in dry.output.splitlines() if " pending " in line}
+    assert len(pending) == 8 and all("-xnli-" in p and p.startswith(("target-", "eval-")) for p in pending), pending
+
+    result = grid(changed, "--out", out)
+    assert result.exit_code == 0 and "(8 in this run)" in result.output, result.output
+    after = done_files(out)
+    assert set(after) - set(before) == pending
+    assert all(after[k] == v for k, v in before.items())  # nothing finished before was redone
+
+    # an intermediate task's value changes its module, and so every cell built on it, but no baseline cell
+    r["intermediate"]["tasks"]["mnli"]["max_steps"] = 4
+    changed.write_text(yaml.safe_dump(r, sort_keys=False))
+    new = {c.id for c in plan(load_recipe(changed), out)} - set(after)
+    assert new and all(c.split("-")[1] == "mnli" for c in new)
+    assert len(new) == 2 + 4 + 4 + 4  # modules, targets, their evaluations, retrieval evaluations
+
+
+def test_kill_9_in_the_middle_of_a_cell_then_a_rerun_resumes_it(tmp_path, tiny_model_dir, synthetic_data, xtreme):
+    recipe = demo_recipe(tmp_path, tiny_model_dir, synthetic_data, xtreme, seeds=[0],
+                         intermediate={"baseline": False, "data_dir": str(synthetic_data),
+                                       "tasks": {"mnli": {"max_steps": 40}}},
+                         targets={"data_dir": str(xtreme[0]), "tasks": {"bucc2018": None}},
+                         evaluate={"languages": {"bucc2018": ["de"]}})
+    out = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "adapterxfer.cli", "grid", str(recipe), "--out", str(out)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(out.glob("cells/inter-mnli-*/module.partial/checkpoints/step-*")) and time.time() < deadline:
+        assert proc.poll() is None, "the grid ended before it could be killed"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    inter = next(out.glob("cells/inter-mnli-*"))
+    assert not (inter / "done.json").exists() and not (inter / "module").exists()
+    # a half-written evaluation (no done.json) is not taken as done either
+    evaluation = next(out.glob("cells/eval-mnli-bucc2018-*"))
+    (evaluation / "eval").mkdir(parents=True)
+    (evaluation / "eval" / "results.json").write_text('{"half": "written"}')
+
+    result = grid(recipe, "--out", out, "--devices", "0")  # one cell process per device
+    assert result.exit_code == 0, result.output
+    record = json.loads((inter / "done.json").read_text())
+    assert record["train"]["resumed_from"] > 0 and record["train"]["steps"] == 40
+    assert "resuming" in (inter / "log.txt").read_text()
+    assert json.loads((evaluation / "eval" / "results.json").read_text())["languages"] == ["de"]
+
+
+def test_a_failed_cell_is_recorded_the_others_go_on_and_the_report_names_it(tmp_path, tiny_model_dir,
+                                                                           synthetic_data, xtreme):
+    broken = tmp_path / "broken-mnli"
+    shutil.copytree(synthetic_data / "mnli", broken)
+    (broken / "train.jsonl").write_text('{"premise": "a", "hypothesis": "b", "label": 7}\n')
+    recipe = demo_recipe(tmp_path, tiny_model_dir, synthetic_data, xtreme, seeds=[0],
+                         intermediate={"data_dir": str(synthetic_data),
+                                       "tasks": {"mnli": {"max_steps": 3, "data_dir": str(broken)}}},
+                         targets={"data_dir": str(xtreme[0]), "tasks": {"bucc2018": None}},
+                         evaluate={"languages": {"bucc2018": ["de"]}})
+    out = tmp_path / "run"
+    result = grid(recipe, "--out", out)
+    assert result.exit_code == 1
+    assert "1 of 3 cells done" in result.output and "1 failed, 1 skipped" in result.output
+    failed = json.loads(next(out.glob("cells/inter-mnli-*/failed.json")).read_text())
+    assert "label" in failed["error"]
+    assert next(out.glob("cells/eval-baseline-bucc2018-*/done.json")).is_file()
+
+    report = CliRunner().invoke(main, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    assert "| mnli | missing |" in report.stdout and "needs inter-mnli-s0-" in report.stdout
+    assert "which failed: " in report.stdout
+
+
+def test_slurm_script_is_valid_and_names_every_cell_once(tmp_path, tiny_model_dir, synthetic_data, xtreme):
+    recipe = demo_recipe(tmp_path, tiny_model_dir, synthetic_data, xtreme)
+    out = tmp_path / "run"
+    result = grid(recipe, "--out", out, "--slurm")
+    assert result.exit_code == 0, result.output
+    script = tmp_path / "grid.sbatch"
+    script.write_text(result.stdout)
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert "#SBATCH --gres=gpu:1" in result.stdout
+    _, cells = read_plan(out)
+
+    bin_dir = tmp_path / "bin"  # a fake sbatch records each submission and answers a job id
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/bin/bash\necho "$@" >> "$SUBMITTED"\n'
+                                    'echo $((1000 + $(wc -l < "$SUBMITTED")))\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SUBMITTED": str(tmp_path / "submitted")}
+    subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True)
+    submissions = (tmp_path / "submitted").read_text().splitlines()
+    indices = []
+    for n, line in enumerate(submissions):
+        array = line.split("--array=")[1].split()[0]
+        first, last = map(int, array.split("-"))
+        indices += range(first, last + 1)
+        assert (f"--dependency=afterany:{1000 + n}" in line) == (n > 0)
+    assert indices == list(range(len(cells)))
+
+    named = []  # each array task runs `XF grid run-cell --out OUT CELL`
+    for i in indices:
+        run = subprocess.run(["bash", str(script)], env={**env, "SLURM_ARRAY_TASK_ID": str(i), "XF": "echo"},
+                             check=True, capture_output=True, text=True)
+        args = run.stdout.split()
+        assert args[:4] == ["grid", "run-cell", "--out", str(out.resolve())]
+        named.append(args[4])
+    assert sorted(named) == sorted(c.id for c in cells) and len(set(named)) == len(named)
+    stage = {c.id: c.stage for c in cells}  # a cell's stage comes after the stages of the cells it needs
+    assert all(stage[d] < c.stage for c in cells for d in c.deps)
+
+
+def test_shipped_recipes_plan_the_full_replication():
+    for path in RECIPES.glob("*.yaml"):
+        load_recipe(path)
+    result = grid(RECIPES / "xstilts.yaml", "--out", "/nonexistent/xstilts", "--dry-run")
+    assert result.exit_code == 0, result.output
+    # 3 seeds x (10 modules + 11 rows x 7 targets x (train + evaluate) + 10 x 2 retrieval) + 2 bare-model cells
+    assert "554 cells" in result.output and "GPU-hours" in result.output and "data not found" in result.output
+    recipe = load_recipe(RECIPES / "xstilts-lora.yaml")
+    assert recipe.module["method"] == "lora"
+    assert list(recipe.targets) == list(load_recipe(RECIPES / "xstilts.yaml").targets)
+
+
+def test_demo_recipe_as_shipped_uses_the_embedded_assets(tmp_path, monkeypatch, tiny_model_dir, synthetic_data):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # demo_assets() finds them built already
+    demo = tmp_path / "cache" / "adapterxfer" / f"demo-v{synthetic.DEMO_VERSION}"
+    shutil.copytree(tiny_model_dir, demo / "model")
+    shutil.copytree(synthetic_data, demo / "data")
+    result = grid(RECIPES / "demo.yaml", "--out", tmp_path / "run", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "24 cells" in result.output and "data not found" not in result.output
+    assert (demo / "data" / "xtreme" / "xnli" / "train-en.tsv").is_file()  # synthetic XTREME data
+    assert (demo / "xtreme-labels" / "tatoeba" / "test-de.tsv").is_file()  # and Tatoeba's gold
+    assert not (tmp_path / "run").exists()  # a dry run writes nothing to --out
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model: m\ntargets:\n  tasks: [xnli]\ntrain:\n  epocs: 2\n",
+     ":5: train.epocs: unknown key (did you mean epochs?)"),
+    ("model: m\ntargets:\n  tasks:\n    xnly: {}\n", ":4: targets.tasks.xnly: unknown task 'xnly'; did you mean xnli"),
+    ("model: m\ntargets:\n  tasks:\n    xnli: {epochs: two}\n",
+     ":4: targets.tasks.xnli.epochs: expected float, got text 'two'"),
+    ("model: m\nseeds: [1, x]\ntargets:\n  tasks: [xnli]\n", ":2: seeds[1]: expected int"),
+    ("model: m\nintermediate:\n  tasks: [xnli]\ntargets:\n  tasks: [xnli]\n",
+     ":3: intermediate.tasks.xnli: 'xnli' is not an intermediate task"),
+    ("model: m\ntargets:\n  tasks: [xnli]\nevaluate:\n  languages: {xnli: [xx]}\n",
+     ":5: evaluate.languages.xnli: --languages: xnli has no xx"),
+    ("model: m\nintermediate:\n  tasks: [multi]\nmodule: {method: lora, backend: peft}\ntargets:\n  tasks: [xnli]\n",
+     ":3: intermediate.tasks.multi: multi-task training needs one head per task"),
+    ("model: m\ntargets:\n  tasks: [bucc2018]\n  data-dir: 3\n", ":4: targets.data_dir: expected str, got a number 3"),
+])
+def test_recipe_errors_name_the_file_line_and_key(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    result = grid(path, "--out", tmp_path / "run", "--dry-run")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {path}{message}"), result.stderr
