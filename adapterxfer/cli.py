@@ -1,27 +1,9 @@
 """The ``adapterxfer`` command line (click). Errors in user input print one line and exit 2."""
 from __future__ import annotations
 
-import functools
-import sys
-
 import click
 
-from .errors import UserError
-
-
-def friendly(fn):
-    """Turn a :class:`UserError` into ``error: <message>`` and exit status 2, no stack trace."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted: rerun the same command with --resume to continue", err=True)
-            sys.exit(130)
-    return wrapper
+from .errors import UserError, friendly
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -127,7 +109,7 @@ def train_intermediate(task, config_file, overwrite, resume, quiet, **settings):
     from .training import TrainConfig, train
 
     spec = get_task(task)
-    if spec.languages and len(spec.languages) > 1:
+    if spec.is_target:
         raise UserError(f"'{spec.name}' is a target task; use train-target")
     cfg = TrainConfig.load(config_file, task=spec.name, **settings)
     train(cfg, overwrite=overwrite, resume=resume, progress=not quiet)
@@ -164,7 +146,7 @@ def train_target(task, stack, fuse, fusion, intermediate, config_file, overwrite
     from .training import TrainConfig, train
 
     spec = get_task(task)
-    if len(spec.languages) <= 1:
+    if not spec.is_target:
         raise UserError(f"'{spec.name}' is an intermediate task; use train-intermediate")
     if spec.format == "retrieval":
         raise UserError(f"'{spec.name}' has no training data: it is evaluated by retrieval "

@@ -43,7 +43,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import UserError
+from .errors import UserError, friendly
 from .fileio import sha256_file, sha256_json, write_json, write_text
 from .recipes import DEMO, NOT_IDENTITY, Recipe, load_recipe
 from .tasks import get_task
@@ -721,7 +721,7 @@ def slurm_script(recipe: Recipe, cells: list[Cell], out: Path) -> str:
              "CELLS=(", *(f"  {c.id}  # {n}: stage {c.stage}" for n, c in enumerate(todo)), ")",
              f"STAGES=({' '.join(stages)})",
              'if [[ -z "${SLURM_ARRAY_TASK_ID:-}" ]]; then',
-             f'  mkdir -p "$OUT/slurm"',
+             '  mkdir -p "$OUT/slurm"',
              '  after=""',
              '  for range in "${STAGES[@]}"; do',
              '    job=$(sbatch --parsable --array="$range" ${after:+--dependency=afterany:$after} "$0")',
@@ -744,16 +744,6 @@ def _size(n: float) -> str:
 
 
 # ---------------------------------------------------------------- command line
-
-def _friendly(fn):
-    """The CLI's error wrapper (imported when called: cli.py imports this module at its end)."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .cli import friendly
-
-        return friendly(fn)(*args, **kwargs)
-    return wrapper
-
 
 class _GridGroup(click.Group):
     """``adapterxfer grid RECIPE ...`` means ``adapterxfer grid run RECIPE ...``."""
@@ -789,7 +779,7 @@ def grid_cmd():
 @click.option("--devices", help="Comma-separated GPU ids: one cell process per GPU, in parallel (e.g. 0,1,2,3).")
 @click.option("--slurm", is_flag=True, help="Print a Slurm array script whose tasks each run one cell.")
 @click.option("--verbose", "-v", is_flag=True, help="Show each cell's log, not only its outcome.")
-@_friendly
+@friendly
 def run_cmd(recipe, out, dry_run, devices, slurm, verbose):
     """Plan RECIPE's cells and run the unfinished ones in order (in this process, or --devices/--slurm).
 
@@ -839,7 +829,7 @@ def run_cmd(recipe, out, dry_run, devices, slurm, verbose):
 @grid_cmd.command("run-cell", hidden=True)
 @click.argument("cell_id")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@_friendly
+@friendly
 def run_cell_cmd(cell_id, out):
     """Run one planned cell (used by --devices and --slurm): exit 0 done, 1 failed, 75 held elsewhere.
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import click
 
-from .errors import UserError
+from .errors import UserError, friendly
 from .fileio import write_text
-from .grid import FULL_FT_TIME, Cell, _du, _friendly, _size, base_parameters, read_plan
+from .grid import FULL_FT_TIME, Cell, _du, _size, base_parameters, read_plan
 from .metrics import mean
 from .score import TASKS as XTREME_ORDER
 from .tasks import get_task
@@ -279,7 +279,7 @@ def write_report(out: str | Path, output: str | Path | None = None) -> dict:
 @click.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--output", "-o", type=click.Path(file_okay=False), help="Where to write the report [RUN_DIR/report].")
-@_friendly
+@friendly
 def report_cmd(run_dir, output):
     """Summarise a grid run: the paper's table (markdown, CSV), a heatmap of the deltas, and the cost.
 

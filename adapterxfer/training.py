@@ -431,7 +431,7 @@ def module_card(cfg, spec, method, base_config, backend, data, best, folder: Pat
                      and p.relative_to(folder).parts[0] != "checkpoints")
     return {
         "adapterxfer_version": __version__,
-        "kind": "target" if len(spec.languages) > 1 else "intermediate",
+        "kind": "target" if spec.is_target else "intermediate",
         "task": spec.name,
         "composition": {"compose": cfg.compose if inters else "none",
                         "intermediates": [m.reference() for m in inters]},

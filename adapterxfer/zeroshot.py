@@ -208,16 +208,24 @@ def _tag(examples, tokenizer, max_length, backend, head, labels, batch_size, dev
     """Word-level tags from the first sub-word of each word; sentences too long for one window are
     cut into consecutive windows, so every word gets a tag (as XTREME's preprocessing splits them)."""
     feats, owners = [], []
+    whole = tokenizer([e["tokens"] for e in examples], is_split_into_words=True)  # one call for all
     for n, e in enumerate(examples):
-        for chunk in _word_windows(e["tokens"], tokenizer, max_length):
-            enc = tokenizer([chunk], is_split_into_words=True, truncation=True, max_length=max_length)
+        encodings = [(whole["input_ids"][n], whole.word_ids(n), len(e["tokens"]))]
+        if len(encodings[0][0]) > max_length:
+            encodings = []
+            for start, stop in _word_windows(whole.word_ids(n), len(e["tokens"]),
+                                             max_length - tokenizer.num_special_tokens_to_add()):
+                enc = tokenizer([e["tokens"][start:stop]], is_split_into_words=True, truncation=True,
+                                max_length=max_length)
+                encodings.append((enc["input_ids"][0], enc.word_ids(0), stop - start))
+        for ids, word_ids, n_words in encodings:
             firsts, previous = [], None
-            for pos, word in enumerate(enc.word_ids(0)):
+            for pos, word in enumerate(word_ids):
                 if word is not None and word != previous:
                     firsts.append(pos)
                 previous = word
-            feats.append({"input_ids": enc["input_ids"][0]})
-            owners.append((n, firsts, len(chunk)))
+            feats.append({"input_ids": ids})
+            owners.append((n, firsts, n_words))
     outputs = predict(backend, head, feats, batch_size, tokenizer.pad_token_id, device, autocast)
     tags: list[list[str]] = [[] for _ in examples]
     for (n, firsts, n_words), logits in zip(owners, outputs):
@@ -227,17 +235,20 @@ def _tag(examples, tokenizer, max_length, backend, head, labels, batch_size, dev
     return tags
 
 
-def _word_windows(words: list[str], tokenizer, max_length: int) -> list[list[str]]:
-    budget = max_length - tokenizer.num_special_tokens_to_add()
-    sizes = [max(1, len(tokenizer.tokenize(w, add_special_tokens=False))) if w else 1 for w in words]
-    windows, current, used = [], [], 0
-    for word, size in zip(words, sizes):
-        if current and used + size > budget:
-            windows.append(current)
-            current, used = [], 0
-        current.append(word)
+def _word_windows(word_ids: list, n_words: int, budget: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` word ranges whose sub-words fit ``budget``, from the sentence's ``word_ids``."""
+    sizes = [0] * n_words
+    for word in word_ids:
+        if word is not None:
+            sizes[word] += 1
+    windows, start, used = [], 0, 0
+    for w, size in enumerate(sizes):
+        size = max(1, size)
+        if w > start and used + size > budget:
+            windows.append((start, w))
+            start, used = w, 0
         used += size
-    return windows + [current] if current or not windows else windows
+    return windows + [(start, n_words)]
 
 
 # ---------------------------------------------------------------- retrieval

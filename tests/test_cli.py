@@ -1,5 +1,4 @@
 """The command line: help with examples, one-line errors with exit status 2, nothing lost."""
-import pytest
 from click.testing import CliRunner
 
 from adapterxfer import training

@@ -189,3 +189,13 @@ def test_evaluate_with_perturbations_reports_clean_perturbed_and_drop(tmp_path, 
         noisy_gold = (tmp_path / "a" / "perturbed" / "labels" / "panx" / f"test-{lang}.tsv").read_text()
         assert clean.count("\n\n") == noisy_gold.count("\n\n")  # same sentences, tags moved with tokens
     assert "clean vs perturbed" in (tmp_path / "a" / "results.md").read_text()
+
+
+def test_long_sentences_are_cut_into_windows_at_word_boundaries():
+    from adapterxfer.zeroshot import _word_windows
+
+    # four words of 2, 3, 1 and 4 sub-words between <s> and </s>, 5 sub-words to a window
+    word_ids = [None, 0, 0, 1, 1, 1, 2, 3, 3, 3, 3, None]
+    assert _word_windows(word_ids, 4, 5) == [(0, 2), (2, 4)]
+    assert _word_windows(word_ids, 4, 100) == [(0, 4)]
+    assert _word_windows(word_ids, 4, 1) == [(0, 1), (1, 2), (2, 3), (3, 4)]  # a word never splits

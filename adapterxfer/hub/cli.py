@@ -1,31 +1,18 @@
 """``adapterxfer hub``: push, pull, search, show and serve modules (registered in ``adapterxfer.cli``)."""
 from __future__ import annotations
 
-import functools
 import json
-import sys
 
 import click
 
-from ..errors import UserError
+from .. import errors
 
 HUB_HELP = ("The hub: a folder (./dir, file://dir), an adapterxfer server (http://host:port) or the Hugging Face "
             "Hub (hf://org[/repo]) [$ADAPTERXFER_HUB].")
 
 
-def friendly(fn):
-    """As ``adapterxfer.cli.friendly``: a :class:`UserError` prints ``error: <message>`` and exits 2."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted: nothing was published or installed half-way; run the command again", err=True)
-            sys.exit(130)
-    return wrapper
+friendly = errors.friendly(
+    interrupted="interrupted: nothing was published or installed half-way; run the command again")
 
 
 def hub_options(fn):
