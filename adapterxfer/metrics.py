@@ -176,23 +176,41 @@ def _token_f1(pred: str, gold: str) -> float:
     return (2 * precision * recall) / (precision + recall)
 
 
-def _qa_scores(predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]],
-               normalize: Callable[[str], str]) -> dict[str, float]:
+def _qa_per_question(predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]],
+                     normalize: Callable[[str], str]) -> list[tuple[int, float]]:
     if not gold:
         raise UserError("no gold questions to score")
-    exact_match = f1 = 0
+    scores = []
     for qid, answers in gold.items():
         if qid not in predictions:  # unanswered: scores 0 but still counts (list them with missing_ids)
+            scores.append((0, 0))
             continue
         pred = normalize(predictions[qid])
         if not answers:  # unanswerable (SQuAD v2.0): right only when the prediction is empty
-            exact_match += int(pred == "")
-            f1 += int(pred == "")
+            scores.append((int(pred == ""), int(pred == "")))
             continue
         golds = [normalize(a) for a in answers]
-        exact_match += max(pred == g for g in golds)
-        f1 += max(_token_f1(pred, g) for g in golds)
+        scores.append((max(pred == g for g in golds), max(_token_f1(pred, g) for g in golds)))
+    return scores
+
+
+def _qa_scores(predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]],
+               normalize: Callable[[str], str]) -> dict[str, float]:
+    exact_match = f1 = 0
+    for em, f in _qa_per_question(predictions, gold, normalize):
+        exact_match += em
+        f1 += f
     return {"exact_match": 100.0 * exact_match / len(gold), "f1": 100.0 * f1 / len(gold)}
+
+
+def qa_per_question(predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]],
+                    lang: str | None = None) -> list[tuple[int, float]]:
+    """``(exact match, F1)`` as 0/1 and a fraction for each gold question, in ``gold``'s order, as
+    :func:`squad_scores` (``lang`` None) or :func:`mlqa_scores` (``lang``) count them."""
+    if lang is None:
+        return _qa_per_question(predictions, gold, normalize_squad)
+    normalize_mlqa("", lang)
+    return _qa_per_question(predictions, gold, lambda text: normalize_mlqa(text, lang))
 
 
 def squad_scores(predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]]) -> dict[str, float]:
