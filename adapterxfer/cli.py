@@ -42,6 +42,21 @@ def tasks_cmd():
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
 
 
+@main.command("languages")
+@friendly
+def languages_cmd():
+    """The language table that ``report --group-by`` uses: family, script and resource class (Joshi et
+    al. 2020) of every XTREME and XTREME-R language, in markdown.
+
+    \b
+    Example:
+      adapterxfer languages > languages.md
+    """
+    from .languages import markdown_table
+
+    click.echo(markdown_table())
+
+
 def training_options(fn):
     """The flags every training command shares; ``None`` means "not given" (YAML or default applies)."""
     options = [
