@@ -22,7 +22,8 @@ from .errors import UserError, friendly
 from .fileio import write_text
 from .grid import FULL_FT_TIME, Cell, _du, _size, base_parameters, read_plan
 from .metrics import mean
-from .score import TASKS as XTREME_ORDER
+from .languages import GROUPINGS, group_languages
+from .score import QA_TASKS, TASKS as XTREME_ORDER
 from .tasks import get_task
 
 NAMES = {"pawsx": "PAWS-X", "xnli": "XNLI", "panx": "PAN-X", "udpos": "UD-POS", "bucc2018": "BUCC",
@@ -123,8 +124,9 @@ def _header(column: str, n_columns: int) -> str:
     return f"{NAMES[column]} {METRICS[get_task(column).metric]}"
 
 
-def markdown(table: Table) -> tuple[str, list[str]]:
-    """The table in markdown and the list of what is missing or partial."""
+def markdown(table: Table, intervals: dict | None = None) -> tuple[str, list[str]]:
+    """The table in markdown and the list of what is missing or partial; with ``intervals`` (from
+    :func:`bootstrap`), a delta whose 95% interval excludes zero gets a ``*``."""
     n = len(table.columns) - 1
     lines = ["| intermediate task | " + " | ".join(_header(c, n) for c in table.columns) + " |",
              "|---|" + "---:|" * len(table.columns)]
@@ -139,7 +141,8 @@ def markdown(table: Table) -> tuple[str, list[str]]:
                 continue
             text = f"{e.mean:.1f}" + (f" ± {e.std:.1f}" if e.std is not None else "")
             delta = table.delta(row, column)
-            text += f" ({round(delta, 1) + 0.0:+.1f})" if delta is not None else ""  # no "-0.0"
+            star = "*" if intervals and intervals.get((row, column)) and intervals[(row, column)].significant else ""
+            text += f" ({round(delta, 1) + 0.0:+.1f}{star})" if delta is not None else ""  # no "-0.0"
             cells.append(text + (" †" if e.partial else ""))
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     for (row, column), e in table.entries.items():
@@ -151,16 +154,22 @@ def markdown(table: Table) -> tuple[str, list[str]]:
     return "\n".join(lines), notes
 
 
-def csv_text(table: Table) -> str:
-    """One line per row; per column its mean, std, delta against the baseline, seeds scored and missing."""
+def csv_text(table: Table, intervals: dict | None = None) -> str:
+    """One line per row; per column its mean, std, delta against the baseline, seeds scored and missing;
+    with ``intervals``, the delta's 95% bootstrap interval and whether it excludes zero."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["row"] + [f"{c}_{k}" for c in table.columns for k in ("mean", "std", "delta", "seeds", "missing")])
+    keys = ("mean", "std", "delta", "seeds", "missing") + (("ci_low", "ci_high", "significant") if intervals else ())
+    w.writerow(["row"] + [f"{c}_{k}" for c in table.columns for k in keys])
     for row in table.rows:
         values = [row]
         for column in table.columns:
             e = table.entries[(row, column)]
             values += [_num(e.mean), _num(e.std), _num(table.delta(row, column)), len(e.scores), len(e.missing)]
+            if intervals:
+                iv = intervals.get((row, column))
+                values += [_num(iv.low), _num(iv.high), int(iv.significant)] if iv and iv.low is not None \
+                    else ["", "", ""]
         w.writerow(values)
     return buf.getvalue()
 
@@ -245,12 +254,158 @@ def cost_markdown(c: dict) -> str:
                       *(f"| {a} | {b} | {d} |" for a, b, d in rows)])
 
 
-def write_report(out: str | Path, output: str | Path | None = None) -> dict:
-    """Write table.md (with the cost), table.csv and deltas.png to ``output`` (default RUN_DIR/report)."""
+# ---------------------------------------------------------------- per-language views
+
+def _scored(out: Path, cells: list[Cell]) -> dict:
+    """``{(row, task): {seed: (cell, results)}}`` of the finished evaluation cells that have scores."""
+    found: dict = {}
+    for cell in cells:
+        folder = cell.folder(out)
+        if cell.kind != "evaluate" or not (folder / "done.json").is_file():
+            continue
+        results = json.loads((folder / "eval" / "results.json").read_text())
+        if results["scores"]:
+            found.setdefault((cell.row, cell.task), {})[cell.seed] = (cell, results)
+    return found
+
+
+def _language_score(task: str, metrics: dict) -> float:
+    """A language's task score as XTREME's average counts it (QA: the mean of exact match and F1)."""
+    if task in QA_TASKS:
+        return (metrics["exact_match"] + metrics["f1"]) / 2
+    return metrics["f1"] if "f1" in metrics else metrics["accuracy"]
+
+
+def grouped(table: Table, scored: dict, by: str) -> tuple[str, str, list[str]]:
+    """Per target task, each row's score averaged over the languages of each group (``by``: family,
+    script or resource class): markdown, CSV and notes. Per seed the plain mean of the group's language
+    scores, then mean ± std over seeds and the delta against the baseline, as in the main table;
+    languages missing from the language table form an ``unlisted`` group and are named in the notes."""
+    blocks, notes = [], []
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["task", "group", "n_languages", "languages", "row", "mean", "std", "delta", "seeds"])
+    for task in table.columns[:-1]:
+        runs = {row: scored.get((row, task), {}) for row in table.rows}
+        scored_langs = {lang for r in runs.values() for _, res in r.values() for lang in res["scores"]
+                        if isinstance(res["scores"][lang], dict)}
+        order = [lang for lang in get_task(task).languages if lang in scored_langs]
+        groups, unlisted = group_languages(order, by)
+        if unlisted:
+            groups["unlisted"] = unlisted
+            notes.append(f"{task}: {', '.join(unlisted)} not in the language table (adapterxfer/languages.py): "
+                         f"grouped as 'unlisted'")
+        entries = {}
+        for row in table.rows:
+            main = table.entries[(row, task)]
+            for group, langs in groups.items():
+                e = entries[(row, group)] = Entry(missing=list(main.missing))
+                for seed, (cell, res) in runs[row].items():
+                    have = [lang for lang in langs if isinstance(res["scores"].get(lang), dict)]
+                    if len(have) < len(langs):
+                        e.partial.append(cell.id)
+                    if have:
+                        e.scores[seed] = mean(_language_score(task, res["scores"][lang]) for lang in have)
+                    else:
+                        e.missing.append((cell.id, f"no {group} language scored"))
+        lines = [f"### {NAMES[task]} {METRICS[get_task(task).metric]} by {by}", "",
+                 "| intermediate task | " + " | ".join(f"{g} ({len(v)})" for g, v in groups.items()) + " |",
+                 "|---|" + "---:|" * len(groups)]
+        for row in table.rows:
+            cells_ = []
+            for group, langs in groups.items():
+                e, base = entries[(row, group)], entries.get(("baseline", group))
+                delta = e.mean - base.mean if row != "baseline" and base and base.mean is not None and \
+                    e.mean is not None else None
+                w.writerow([task, group, len(langs), " ".join(langs), row, _num(e.mean), _num(e.std), _num(delta),
+                            len(e.scores)])
+                if e.mean is None:
+                    cells_.append("missing")
+                    continue
+                text = f"{e.mean:.1f}" + (f" ± {e.std:.1f}" if e.std is not None else "")
+                text += f" ({round(delta, 1) + 0.0:+.1f})" if delta is not None else ""
+                cells_.append(text + (" †" if e.partial else ""))
+            lines.append(f"| {row} | " + " | ".join(cells_) + " |")
+        lines += ["", "; ".join(f"{g}: {' '.join(v)}" for g, v in groups.items())]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks), buf.getvalue(), notes
+
+
+def bootstrap(out: Path, table: Table, scored: dict, samples: int = 1000, seed: int = 0) -> dict:
+    """``{(row, task): Interval}``: each row's delta against the baseline with its paired-bootstrap 95%
+    interval (:mod:`adapterxfer.significance`) over the evaluation examples, read from the cells'
+    prediction files and the gold labels they were scored against, on the languages that every cell of
+    both rows scored; an entry that cannot be bootstrapped says why."""
+    from .significance import NO_BOOTSTRAP, Interval, example_scores, paired_bootstrap, stable_seed
+
+    intervals = {}
+    for task in table.columns[:-1]:
+        rows = [r for r in table.rows if r != "baseline"]
+        if task in NO_BOOTSTRAP or "baseline" not in table.rows or not table.entries[("baseline", task)].complete:
+            why = NO_BOOTSTRAP.get(task, "the baseline is missing cells")
+            intervals.update({(row, task): Interval(reason=why) for row in rows})
+            continue
+
+        def read(runs: dict, langs: list, gold: dict) -> dict:
+            """{lang: [(num, den) per seed]}, checking that every cell was scored against the same gold."""
+            per_lang: dict = {}
+            for cell, _ in runs.values():
+                for lang in langs:
+                    pred, gold_path = _example_files(out, cell, task, lang)
+                    data = gold_path.read_bytes()
+                    if gold.setdefault(lang, data) != data:
+                        raise UserError(f"{cell.id} was scored against other {lang} labels ({gold_path}) than "
+                                        f"the baseline")
+                    per_lang.setdefault(lang, []).append(example_scores(task, pred, gold_path, lang))
+            return per_lang
+
+        def common(runs: dict, langs) -> list:
+            return [lang for lang in langs if all(lang in res["languages"] for _, res in runs.values())]
+
+        gold: dict = {}
+        base_runs = scored[("baseline", task)]
+        try:
+            base = read(base_runs, common(base_runs, get_task(task).languages), gold)
+        except UserError as e:
+            intervals.update({(row, task): Interval(reason=f"baseline: {e}") for row in rows})
+            continue
+        compared = {}
+        for row in rows:
+            runs = scored.get((row, task), {})
+            if not table.entries[(row, task)].complete:
+                intervals[(row, task)] = Interval(reason="missing cells")
+                continue
+            try:
+                compared[row] = read(runs, common(runs, base), gold)
+            except UserError as e:
+                intervals[(row, task)] = Interval(reason=str(e))
+        for row, iv in paired_bootstrap(compared, base, samples, stable_seed(seed, task)).items():
+            intervals[(row, task)] = iv
+    return intervals
+
+
+def _example_files(out: Path, cell: Cell, task: str, lang: str) -> tuple[Path, Path]:
+    """An evaluation cell's prediction file for ``lang`` and the gold file it was scored against."""
+    name = f"test-{lang}.{XTREME_ORDER[task].ext}"
+    folder, labels = cell.folder(out) / "eval", cell.run.get("labels_dir")
+    files = folder / "predictions" / task / name, (Path(labels) if labels else folder / "labels") / task / name
+    for path in files:
+        if not path.is_file():
+            raise UserError(f"{cell.id}: no {path}")
+    return files
+
+
+def write_report(out: str | Path, output: str | Path | None = None, group_by=(), significance: bool = False,
+                 samples: int = 1000, seed: int = 0) -> dict:
+    """Write table.md (with the cost), table.csv and deltas.png to ``output`` (default RUN_DIR/report);
+    per ``group_by`` grouping (family, script, resource) by-<grouping>.md and .csv; with ``significance``,
+    paired-bootstrap intervals (``samples`` resamples, seeded by ``seed``) in both table files."""
     out = Path(out)
     output = Path(output) if output else out / "report"
     recipe, cells, table = collect(out)
-    text, notes = markdown(table)
+    scored = _scored(out, cells) if group_by or significance else {}
+    intervals = bootstrap(out, table, scored, samples, seed) if significance else None
+    text, notes = markdown(table, intervals)
     c = cost(recipe, cells, out)
     png = output / "deltas.png"
     has_png = heatmap(table, png)
@@ -264,6 +419,11 @@ def write_report(out: str | Path, output: str | Path | None = None) -> dict:
           f"{table.split} set of each language (tasks without one: their test set), averaged over languages as "
           f"XTREME does (QA: the mean of F1 and EM); mean ± std over seeds {seeds}; in brackets the change "
           f"against the baseline.{fewer}", "", text, ""]
+    if intervals is not None:
+        md += [f"\\* the 95% interval of the delta excludes zero (paired bootstrap over evaluation examples, "
+               f"{samples} resamples per language, seeds averaged; intervals in table.csv).", ""]
+        md += [f"- no interval for {row} / {task}: {iv.reason}" for (row, task), iv in intervals.items() if iv.reason]
+        md += [""] if any(iv.reason for iv in intervals.values()) else []
     if notes:
         md += [f"Missing or partial ({len(notes)}); rerun `adapterxfer grid {recipe['path']} --out {out}`:", "",
                *(f"- {n}" for n in notes), ""]
@@ -271,29 +431,57 @@ def write_report(out: str | Path, output: str | Path | None = None) -> dict:
     if has_png:
         md += [f"![deltas]({png.name})", ""]
     write_text(output / "table.md", "\n".join(md))
-    write_text(output / "table.csv", csv_text(table))
-    return {"markdown": "\n".join(md), "table": table, "cost": c, "notes": notes, "files":
-            [output / "table.md", output / "table.csv"] + ([png] if has_png else [])}
+    write_text(output / "table.csv", csv_text(table, intervals))
+    files = [output / "table.md", output / "table.csv"] + ([png] if has_png else [])
+    result = {"markdown": "\n".join(md), "table": table, "cost": c, "notes": notes, "intervals": intervals,
+              "groups": {}}
+    for by in group_by:
+        tables, csv_, group_notes = grouped(table, scored, by)
+        text = "\n".join([f"# {table.name} by language {by}", "", _GROUPED_INTRO[by], "", tables, "",
+                          *(f"- {n}" for n in group_notes + notes), ""])
+        write_text(output / f"by-{by}.md", text)
+        write_text(output / f"by-{by}.csv", csv_)
+        result["groups"][by] = {"markdown": text, "notes": group_notes}
+        files += [output / f"by-{by}.md", output / f"by-{by}.csv"]
+    return {**result, "files": files}
+
+
+_GROUPED_INTRO = {by: f"Per task, each row's score averaged over the languages of each {what} (in brackets how many "
+                      f"languages), per seed, then mean ± std over seeds and the change against the baseline. "
+                      f"Groups come from adapterxfer's language table (`adapterxfer languages`)."
+                  for by, what in (("family", "language family"), ("script", "script"),
+                                   ("resource", "resource class of Joshi et al. (2020)"))}
 
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--output", "-o", type=click.Path(file_okay=False), help="Where to write the report [RUN_DIR/report].")
+@click.option("--group-by", type=click.Choice(GROUPINGS), multiple=True,
+              help="Also tables per task averaged by language family, script or resource class (repeatable).")
+@click.option("--significance", is_flag=True,
+              help="Mark deltas whose 95% paired-bootstrap interval over evaluation examples excludes zero.")
+@click.option("--bootstrap-samples", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Resamples per language for --significance.")
+@click.option("--bootstrap-seed", type=int, default=0, show_default=True, help="Seed of the resampling.")
 @friendly
-def report_cmd(run_dir, output):
+def report_cmd(run_dir, output, group_by, significance, bootstrap_samples, bootstrap_seed):
     """Summarise a grid run: the paper's table (markdown, CSV), a heatmap of the deltas, and the cost.
 
     Every entry is the mean ± std over seeds of the cells' results.json scores and its change against
     the baseline; an entry with a seed not finished says "missing" and is listed, never averaged over
-    fewer seeds.
+    fewer seeds. --group-by writes by-<grouping>.md/.csv; --significance adds bootstrap intervals
+    (seeds averaged; BUCC has none) to table.csv and a * to significant deltas.
 
     \b
     Examples:
       adapterxfer report runs/xstilts
       adapterxfer report runs/xstilts --output paper/tables
+      adapterxfer report runs/xstilts --group-by family --group-by resource --significance
     """
     if not Path(run_dir).is_dir():
         raise UserError(f"run folder {run_dir} does not exist")
-    result = write_report(run_dir, output)
+    result = write_report(run_dir, output, group_by, significance, bootstrap_samples, bootstrap_seed)
     click.echo(result["markdown"])
+    for group in result["groups"].values():
+        click.echo(group["markdown"])
     click.echo("wrote " + ", ".join(str(f) for f in result["files"]), err=True)
