@@ -292,9 +292,12 @@ class _Reader:
                 if task not in r.targets:
                     raise self.error(at, f"'{task}' is not one of the targets ({', '.join(r.targets)})")
                 try:
-                    languages_list(get_task(task), chosen, r.benchmark)
+                    chosen = languages_list(get_task(task), chosen, r.benchmark)
                 except UserError as e:
                     raise self.error(at, str(e)) from None
+                other = [l for l in chosen if l not in bench.languages(task)]
+                if other:
+                    raise self.error(at, f"{task} has no {', '.join(other)} in {bench.title} (see benchmark:)")
         if r.slurm.gpus_per_cell != 1:
             raise self.error(("slurm", "gpus_per_cell"), "must be 1: a cell trains in one process "
                                                          "(adapterxfer.training has no multi-GPU data parallelism)")

@@ -109,10 +109,11 @@ def test_copa_and_xcopa_read_as_xtreme_r_phrases_them(tmp_path):
 
 def test_score_uses_the_benchmark_language_sets(tmp_path):
     preds, labels = tmp_path / "preds", tmp_path / "labels"
-    for folder, lines in ((preds, "0\n1\n1\n0\n"), (labels, "0\n1\n0\n0\n")):
-        for lang in ("et", "ht"):
+    files = {preds: {"et": "0\n1\n1\n0\n", "ht": "1\n1\n1\n1\n"}, labels: dict.fromkeys(("et", "ht"), "0\n1\n0\n0\n")}
+    for folder, langs in files.items():
+        for lang, lines in langs.items():
             (folder / "xcopa").mkdir(parents=True, exist_ok=True)
-            (folder / "xcopa" / f"test-{lang}.tsv").write_text(lines if lang == "et" else "1\n1\n1\n1\n")
+            (folder / "xcopa" / f"test-{lang}.tsv").write_text(lines)
         (folder / "panx").mkdir()
         (folder / "panx" / "test-az.tsv").write_text("B-PER\nO\n\n")
     scores = score_folder(preds, labels, benchmark="xtreme-r")
@@ -143,7 +144,7 @@ def test_recipe_benchmark_key(tmp_path):
         ("benchmark: xtreme2\ntargets:\n  tasks: [xnli]\n", r":2: benchmark: unknown benchmark 'xtreme2'"),
         ("benchmark: xtreme-r\ntargets:\n  tasks: [pawsx]\n", r":4: targets.tasks.pawsx: 'pawsx' is not a XTREME-R"),
         ("targets:\n  tasks: [xcopa]\n", r":3: targets.tasks.xcopa: 'xcopa' is not a XTREME task"),
-        ("targets:\n  tasks: [panx]\nevaluate:\n  languages: {panx: [az]}\n", r"panx: --languages: panx has no az"),
+        ("targets:\n  tasks: [panx]\nevaluate:\n  languages: {panx: [az]}\n", r":5: evaluate.languages.panx: panx has no az in XTREME \(see benchmark:\)"),
         ("targets:\n  tasks: [xnli]\nintermediate:\n  tasks:\n    mnli: {train_language: de}\n",
          r"intermediate.tasks.mnli: train_language de: non-English training data comes from local files"),
     ]:
