@@ -18,28 +18,38 @@ def main():
     """
 
 
+BENCHMARK = click.option("--benchmark", type=click.Choice(["xtreme", "xtreme-r"]), default="xtreme", show_default=True,
+                         help="Whose target tasks and language sets: XTREME's (40 languages) or XTREME-R's (50).")
+
+
 @main.command("tasks")
+@BENCHMARK
 @friendly
-def tasks_cmd():
+def tasks_cmd(benchmark):
     """List the registered tasks: format, metric, languages and data source.
 
-    \b
-    Example:
-      adapterxfer tasks
-    """
-    from .tasks import TASK_LIST
+    Intermediate tasks first, then the --benchmark's target tasks with its language counts.
 
+    \b
+    Examples:
+      adapterxfer tasks
+      adapterxfer tasks --benchmark xtreme-r
+    """
+    from .tasks import TASK_LIST, get_benchmark, get_task
+
+    bench = get_benchmark(benchmark)
     rows = [("name", "format", "metric", "langs", "source")]
-    for t in TASK_LIST:
+    for t in [t for t in TASK_LIST if not t.is_target] + [get_task(n) for n in bench.tasks]:
         if t.members:
             source = "+".join(t.members)
         else:
-            source = ", ".join(f"{s.hf_path}" + (f"/{s.hf_config}" if s.hf_config else "") if s.hf_path
-                               else "local files only" for s in t.sources)
-        rows.append((t.name, t.format, t.metric, str(len(t.languages)), source))
+            source = ", ".join(dict.fromkeys(f"{s.hf_path}" + (f"/{s.hf_config}" if s.hf_config else "")
+                                             if s.hf_path else "local files only" for s in t.sources))
+        rows.append((t.name, t.format, t.metric, str(len(t.languages_in(bench.name))), source))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
+    click.echo(f"{bench.title}: {len(bench.tasks)} target tasks, {len(bench.all_languages)} languages")
 
 
 @main.command("languages")
@@ -107,10 +117,12 @@ def training_options(fn):
 
 @main.command("train-intermediate")
 @click.argument("task")
+@click.option("--train-language", help="Language of the training data, recorded in the module card; other than "
+                                       "en (e.g. a machine-translated MNLI) it reads --data-dir [en].")
 @training_options
 @friendly
 def train_intermediate(task, config_file, overwrite, resume, quiet, **settings):
-    """Train a module on an English intermediate TASK; the base model stays frozen.
+    """Train a module on an intermediate TASK (English, or --train-language); the base model stays frozen.
 
     \b
     Examples:
@@ -118,6 +130,7 @@ def train_intermediate(task, config_file, overwrite, resume, quiet, **settings):
       adapterxfer train-intermediate mnli --model ./my-xlmr --data-dir ./glue/MNLI \\
           --method lora --backend peft --output modules/mnli-lora
       adapterxfer train-intermediate multi --data-dir ./intermediate --output modules/multi
+      adapterxfer train-intermediate mnli --train-language de --data-dir ./mnli-de --output modules/mnli-de
       adapterxfer train-intermediate mnli --output modules/mnli --resume   # after an interruption
     """
     from .tasks import get_task
@@ -177,22 +190,25 @@ def train_target(task, stack, fuse, fusion, intermediate, config_file, overwrite
 @click.argument("label_dir", type=click.Path(file_okay=False))
 @click.option("--task", "tasks", multiple=True, help="Score only this task (repeatable) [every task folder].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {task: {avg_<metric>, <lang>: {...}}}.")
+@BENCHMARK
 @friendly
-def score_cmd(pred_dir, label_dir, tasks, as_json):
+def score_cmd(pred_dir, label_dir, tasks, as_json, benchmark):
     """Score predictions in XTREME's submission layout (<dir>/<task>/test-<lang>.<tsv|json>) against labels.
 
-    Gives the same numbers as XTREME's own evaluate.py (percentages, plain means over languages).
+    Gives the same numbers as XTREME's own evaluate.py (percentages, plain means over languages); with
+    --benchmark xtreme-r, XTREME-R's tasks (xcopa: one choice index per line) and language sets.
 
     \b
     Examples:
       adapterxfer score results/mnli-xnli/predictions ./labels
       adapterxfer score results/mnli-xnli/predictions ./labels --task xnli --json
+      adapterxfer score submission/ ./labels --benchmark xtreme-r
     """
     import json
 
     from .score import markdown_scores, score_folder
 
-    scores = score_folder(pred_dir, label_dir, list(tasks) or None)
+    scores = score_folder(pred_dir, label_dir, list(tasks) or None, benchmark)
     if as_json:
         click.echo(json.dumps(scores, ensure_ascii=False))
     else:
@@ -221,10 +237,11 @@ def score_cmd(pred_dir, label_dir, tasks, as_json):
               help="Also evaluate noisy inputs (repeatable): char_swap, char_drop, char_insert, char_keyboard, "
                    "word_drop, word_swap, word_dup; e.g. char_swap:0.1.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the perturbations.")
+@BENCHMARK
 @friendly
 def evaluate_cmd(module_dir, task, languages, split, data_dir, labels_dir, output, model, batch_size,
-                 max_length, layer, cache_dir, perturbations, seed):
-    """Zero-shot evaluation of MODULE_DIR on every language of its XTREME task.
+                 max_length, layer, cache_dir, perturbations, seed, benchmark):
+    """Zero-shot evaluation of MODULE_DIR on every language of its target task (in --benchmark).
 
     Writes predictions/<task>/test-<lang>.<tsv|json> (XTREME's submission layout), results.json and
     results.md. Missing languages are listed in one line, never skipped silently.
@@ -233,6 +250,7 @@ def evaluate_cmd(module_dir, task, languages, split, data_dir, labels_dir, outpu
     Examples:
       adapterxfer evaluate runs/mnli-xnli --languages all --data-dir ./download --output results/mnli-xnli
       adapterxfer evaluate runs/mnli-xnli --split test --data-dir ./download --output results/mnli-xnli-test
+      adapterxfer evaluate runs/mnli-panx --benchmark xtreme-r --data-dir ./download --output results/panx-r
       adapterxfer evaluate modules/mnli --task tatoeba --data-dir ./download --output results/mnli-tatoeba
       adapterxfer evaluate --task bucc2018 --model xlm-roberta-large --data-dir ./download --output results/bucc
       adapterxfer evaluate runs/mnli-xnli --perturb char_swap:0.1 --perturb word_drop:0.1 --seed 1 \\
@@ -243,7 +261,8 @@ def evaluate_cmd(module_dir, task, languages, split, data_dir, labels_dir, outpu
 
     evaluate_run(module_dir, output, task=task, languages=languages, split=split, data_dir=data_dir,
                  labels_dir=labels_dir, model=model, batch_size=batch_size, max_length=max_length, layer=layer,
-                 cache_dir=cache_dir or DEFAULT_CACHE, perturbations=perturbations, seed=seed, log=click.echo)
+                 cache_dir=cache_dir or DEFAULT_CACHE, perturbations=perturbations, seed=seed, benchmark=benchmark,
+                 log=click.echo)
 
 
 @main.command("demo")
@@ -256,7 +275,7 @@ def demo(workdir, cache_dir):
     """Run the whole pipeline offline on an embedded tiny model, in well under a minute on two CPU cores.
 
     The first run builds (and caches) a tiny XLM-R-architecture model, briefly pretrained on a synthetic
-    world in XTREME's 40 languages, and synthetic data in the real file layouts (XTREME's download/ for
+    world in XTREME-R's 50 languages, and synthetic data in the real file layouts (XTREME's download/ for
     the target tasks). Then it trains an intermediate MNLI module (seq_bn adapter, base frozen) and an
     XNLI module stacked on it on English data, evaluates XNLI zero-shot on its 15 languages' dev sets and
     scores them as XTREME does, and runs BUCC 2018 and Tatoeba by retrieval with the MNLI module; it

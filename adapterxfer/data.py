@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
+import string
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -76,10 +77,11 @@ def load_retrieval(spec: TaskSpec, split: str, lang: str, data_dir: str | Path |
             "target_ids": [i for _, i, _ in tgt], "target": [t for _, _, t in tgt], "gold": gold}
 
 
-def available_languages(spec: TaskSpec, split: str, data_dir: str | Path | None = None
-                        ) -> tuple[list[str], list[str]]:
-    """``(present, missing)`` languages of ``split``: those whose local files all exist under ``data_dir``,
-    or, without it, those an online source serves. English-only splits (training data) have one language."""
+def available_languages(spec: TaskSpec, split: str, data_dir: str | Path | None = None,
+                        benchmark: str = "xtreme") -> tuple[list[str], list[str]]:
+    """``(present, missing)`` languages of ``split`` (the task's in ``benchmark``): those whose local files all
+    exist under ``data_dir``, or, without it, those an online source serves. English-only splits (training
+    data) have one language."""
     sources = _sources(spec, split)
     per_lang = any("{lang}" in s.files[split] for s in sources if s.files)
 
@@ -90,7 +92,7 @@ def available_languages(spec: TaskSpec, split: str, data_dir: str | Path | None 
         return all(_find_local(s, split, name, data_dir, lang, side) is not None
                    for s in sources for name in s.splits[split] for side in sides)
 
-    langs = spec.languages if per_lang else ("en",)
+    langs = spec.languages_in(benchmark) if per_lang else ("en",)
     found = [lang for lang in langs if present(lang)]
     return found, [lang for lang in langs if lang not in found]
 
@@ -99,8 +101,8 @@ def available_languages(spec: TaskSpec, split: str, data_dir: str | Path | None 
 
 def _language(spec: TaskSpec, lang: str | None) -> str:
     lang = lang or "en"
-    if lang not in spec.languages:
-        raise UserError(f"task '{spec.name}' has no language '{lang}' (languages: {', '.join(spec.languages)})")
+    if lang not in spec.all_languages and lang != "en":  # English: the training data (XCOPA's is COPA)
+        raise UserError(f"task '{spec.name}' has no language '{lang}' (languages: {', '.join(spec.all_languages)})")
     return lang
 
 
@@ -351,6 +353,8 @@ def _columns(fields) -> list[str]:
             cols.append(expr.split(".")[0])
         elif isinstance(expr, list):
             cols.extend(expr)
+        elif "template" in expr:
+            cols.extend(name for _, name, _, _ in string.Formatter().parse(expr["template"]) if name)
         else:
             cols.append((expr.get("column") or expr["index_of"]).split(".")[0])
             if "in" in expr:
@@ -372,6 +376,9 @@ def _field(row, expr, where):
         return _get(row, expr, where)
     if isinstance(expr, list):
         return [_get(row, c, where) for c in expr]
+    if "template" in expr:
+        names = [name for _, name, _, _ in string.Formatter().parse(expr["template"]) if name]
+        return expr["template"].format(**{n: _text(_get(row, n, where), n, where) for n in names})
     raise TypeError(expr)
 
 
@@ -437,11 +444,15 @@ def normalise(spec: TaskSpec, source: Source, row: dict, where: str, labelled: b
     if raw in source.skip_labels:
         return None
     choices = _field(row, f["choices"], where)
-    if not isinstance(choices, list) or len(choices) != spec.num_choices:
-        raise UserError(f"{where}: expected {spec.num_choices} choices, got {choices!r:.80}")
+    fewer = spec.pad_choices and isinstance(choices, list) and 2 <= len(choices) < spec.num_choices
+    if not isinstance(choices, list) or (len(choices) != spec.num_choices and not fewer):
+        want = f"2-{spec.num_choices}" if spec.pad_choices else spec.num_choices
+        raise UserError(f"{where}: expected {want} choices, got {choices!r:.80}")
     label = _int(raw, where)
-    if label is None or not 0 <= label < spec.num_choices:
-        raise UserError(f"{where}: label {raw!r} is not a choice index 0-{spec.num_choices - 1}")
+    if label is None or not 0 <= label < len(choices):
+        raise UserError(f"{where}: label {raw!r} is not a choice index 0-{len(choices) - 1}")
+    if fewer:  # copies of the first wrong choice, after the real ones: argmax keeps the first of equal scores
+        choices = choices + [choices[label == 0]] * (spec.num_choices - len(choices))
     return {"context": _text(_field(row, f["context"], where), "context", where),
             "question": _text(_field(row, f["question"], where), "question", where, True) if "question" in f else "",
             "choices": [_text(c, "choices", where, optional=True) for c in choices], "label": label}

@@ -38,7 +38,7 @@ def run_demo(workdir: str | Path, cache_dir: str | Path | None = None) -> dict:
     torch.set_num_threads(1)
     workdir = Path(workdir)
     click.echo("adapterxfer demo: a TINY XLM-R-architecture model (4 layers, hidden 64), briefly pretrained on a\n"
-               "synthetic world in 40 languages, with synthetic data in the real file layouts. Its numbers show\n"
+               "synthetic world in 50 languages, with synthetic data in the real file layouts. Its numbers show\n"
                "that the pipeline works, not what XLM-R Large would score on XTREME.\n")
     try:
         model_dir, data_root = synthetic.demo_assets(cache_dir)

@@ -133,6 +133,9 @@ def perturb_example(ex: dict, fmt: str, ops: list[Perturbation], seed: int, key:
             ex["text_b"] = perturb_text(ex["text_b"], ops, seed, key + "/b")
     elif fmt == "span_qa":
         ex["question"] = perturb_text(ex["question"], ops, seed, key + "/q")
+    elif fmt == "multiple_choice":  # the premise and every choice; the template's question stays
+        ex["context"] = perturb_text(ex["context"], ops, seed, key + "/c")
+        ex["choices"] = [perturb_text(c, ops, seed, f"{key}/{i}") for i, c in enumerate(ex["choices"])]
     elif fmt == "tagging":
         pairs = list(zip(ex["tokens"], ex["tags"] if ex["tags"] is not None else [None] * len(ex["tokens"])))
         for op in ops:

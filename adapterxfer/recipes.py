@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .tasks import get_task
+from .tasks import BENCHMARKS, get_benchmark, get_task
 from .training import TrainConfig
 
 DEMO = "demo"
@@ -75,6 +75,7 @@ class Recipe:
     cost: Cost
     slurm: Slurm
     description: str = ""
+    benchmark: str = "xtreme"  # whose target tasks and language sets: xtreme or xtreme-r
 
     def settings(self, task: str) -> dict:
         """The TrainConfig values of a training cell for ``task`` (module, shared, then per-task settings);
@@ -86,8 +87,8 @@ class Recipe:
         return asdict(self)
 
 
-_SECTIONS = {"name": str, "description": str, "model": str, "seeds": list, "module": dict, "train": dict,
-             "intermediate": dict, "targets": dict, "evaluate": dict, "cost": dict, "slurm": dict}
+_SECTIONS = {"name": str, "description": str, "benchmark": str, "model": str, "seeds": list, "module": dict,
+             "train": dict, "intermediate": dict, "targets": dict, "evaluate": dict, "cost": dict, "slurm": dict}
 _TRAIN_TYPES = {f.name: f.type for f in fields(TrainConfig)}
 
 
@@ -204,6 +205,12 @@ class _Reader:
             raise self.error(at, "no tasks")
         return out
 
+    def benchmark(self, value) -> str:
+        try:
+            return get_benchmark(value).name
+        except UserError as e:
+            raise self.error(("benchmark",), str(e)) from None
+
     def section(self, cls, value, at: tuple):
         types = {f.name: f.type for f in fields(cls)}
         values = self.mapping(value, at, list(types))
@@ -234,7 +241,8 @@ class _Reader:
             raise self.error(("targets",), "required: tasks (the XTREME target tasks)")
         recipe = Recipe(
             path=str(self.path), name=self.typed(top.get("name", self.path.stem), "str", ("name",)),
-            description=top.get("description") or "", model=top["model"], seeds=list(seeds),
+            description=top.get("description") or "", benchmark=self.benchmark(top.get("benchmark")),
+            model=top["model"], seeds=list(seeds),
             module=module, train=train,
             intermediate_data=self.typed(inter.get("data_dir"), "str | None", ("intermediate", "data_dir")),
             baseline=self.typed(inter.get("baseline", True), "bool", ("intermediate", "baseline")),
@@ -261,11 +269,18 @@ class _Reader:
         for task in [*r.intermediates, *(t for t in r.targets if get_task(t).format != "retrieval")]:
             at = ("intermediate" if task in r.intermediates else "targets", "tasks", task)
             try:
-                cfg = TrainConfig(**{**r.settings(task), "task": task, "output": "-"})
+                data_dir = r.settings(task).get("data_dir") or \
+                    (r.intermediate_data if task in r.intermediates else r.target_data)
+                cfg = TrainConfig(**{**r.settings(task), "task": task, "output": "-", "data_dir": data_dir})
                 cfg.validate()
                 modules.check(cfg.method_config(), len(get_task(task).members) or 1)
             except UserError as e:
                 raise self.error(at, str(e)) from None
+        bench = BENCHMARKS[r.benchmark]
+        for task in r.targets:
+            if task not in bench.tasks:
+                raise self.error(("targets", "tasks", task), f"'{task}' is not a {bench.title} task "
+                                                             f"({', '.join(bench.tasks)}; see benchmark:)")
         if r.evaluate.split not in ("dev", "test"):
             raise self.error(("evaluate", "split"), "must be dev or test")
         langs = r.evaluate.languages
@@ -277,9 +292,12 @@ class _Reader:
                 if task not in r.targets:
                     raise self.error(at, f"'{task}' is not one of the targets ({', '.join(r.targets)})")
                 try:
-                    languages_list(get_task(task), chosen)
+                    chosen = languages_list(get_task(task), chosen, r.benchmark)
                 except UserError as e:
                     raise self.error(at, str(e)) from None
+                other = [l for l in chosen if l not in bench.languages(task)]
+                if other:
+                    raise self.error(at, f"{task} has no {', '.join(other)} in {bench.title} (see benchmark:)")
         if r.slurm.gpus_per_cell != 1:
             raise self.error(("slurm", "gpus_per_cell"), "must be 1: a cell trains in one process "
                                                          "(adapterxfer.training has no multi-GPU data parallelism)")

@@ -1,9 +1,9 @@
 """``adapterxfer report RUN_DIR``: the paper's table from a grid run, a heatmap of the deltas, the cost.
 
 Rows are the baseline (no intermediate task), each intermediate task and the multi-task module, in the
-recipe's order; columns are the XTREME target tasks in XTREME's order, each with its metric (XTREME's
-task score: accuracy, F1, or for QA the mean of F1 and EM), then the XTREME average: per seed the plain
-mean of the nine task scores, as XTREME averages tasks. A cell is ``mean ± std`` over the seeds (sample
+recipe's order; columns are the target tasks of the recipe's benchmark (XTREME, or XTREME-R) in its
+order, each with its metric (the benchmark's task score: accuracy, F1, or for QA the mean of F1 and EM),
+then the benchmark's average: per seed the plain mean of the task scores, as XTREME averages tasks. A cell is ``mean ± std`` over the seeds (sample
 standard deviation) and its delta against the baseline's mean. Every number comes from a finished
 cell's ``eval/results.json``; a table entry with a missing seed says so and is not averaged.
 """
@@ -24,10 +24,10 @@ from .grid import FULL_FT_TIME, Cell, _du, _size, base_parameters, read_plan
 from .metrics import mean
 from .languages import GROUPINGS, group_languages
 from .score import QA_TASKS, TASKS as XTREME_ORDER
-from .tasks import get_task
+from .tasks import BENCHMARKS, get_task
 
 NAMES = {"pawsx": "PAWS-X", "xnli": "XNLI", "panx": "PAN-X", "udpos": "UD-POS", "bucc2018": "BUCC",
-         "tatoeba": "Tatoeba", "xquad": "XQuAD", "mlqa": "MLQA", "tydiqa": "TyDiQA"}
+         "tatoeba": "Tatoeba", "xquad": "XQuAD", "mlqa": "MLQA", "tydiqa": "TyDiQA", "xcopa": "XCOPA"}
 METRICS = {"accuracy": "acc", "seqeval": "F1", "bucc_f1": "F1", "squad": "F1·EM", "mlqa": "F1·EM"}
 AVERAGE = "xtreme_avg"
 
@@ -61,6 +61,7 @@ class Table:
     seeds: list
     entries: dict  # (row, column) -> Entry
     split: str
+    benchmark: str = "xtreme"
 
     def delta(self, row: str, column: str) -> float | None:
         base, here = self.entries.get(("baseline", column)), self.entries.get((row, column))
@@ -74,7 +75,8 @@ def collect(out: str | Path) -> tuple[dict, list[Cell], Table]:
     out = Path(out)
     recipe, cells = read_plan(out)
     rows = (["baseline"] if recipe["baseline"] else []) + list(recipe["intermediates"])
-    columns = [t for t in XTREME_ORDER if t in recipe["targets"]]
+    benchmark = BENCHMARKS[recipe.get("benchmark", "xtreme")]  # plans written before benchmarks: XTREME
+    columns = [t for t in benchmark.tasks if t in recipe["targets"]]
     entries = {(r, c): Entry() for r in rows for c in columns}
     by_id = {c.id: c for c in cells}
 
@@ -114,13 +116,15 @@ def collect(out: str | Path) -> tuple[dict, list[Cell], Table]:
             if all(p.complete for p in parts):
                 entry.scores[seed] = mean(p.scores.get(seed, p.scores.get(None)) for p in parts)
         entry.missing = [m for c in columns for m in entries[(row, c)].missing]
-    table = Table(recipe["name"], rows, columns + [AVERAGE], recipe["seeds"], entries, recipe["evaluate"]["split"])
+    table = Table(recipe["name"], rows, columns + [AVERAGE], recipe["seeds"], entries, recipe["evaluate"]["split"],
+                  benchmark.name)
     return recipe, cells, table
 
 
-def _header(column: str, n_columns: int) -> str:
+def _header(column: str, n_columns: int, benchmark: str = "xtreme") -> str:
     if column == AVERAGE:
-        return "XTREME avg" if n_columns == len(XTREME_ORDER) else f"avg ({n_columns} of {len(XTREME_ORDER)} tasks)"
+        bench = BENCHMARKS[benchmark]
+        return f"{bench.title} avg" if n_columns == len(bench.tasks) else f"avg ({n_columns} of {len(bench.tasks)} tasks)"
     return f"{NAMES[column]} {METRICS[get_task(column).metric]}"
 
 
@@ -128,7 +132,7 @@ def markdown(table: Table, intervals: dict | None = None) -> tuple[str, list[str
     """The table in markdown and the list of what is missing or partial; with ``intervals`` (from
     :func:`bootstrap`), a delta whose 95% interval excludes zero gets a ``*``."""
     n = len(table.columns) - 1
-    lines = ["| intermediate task | " + " | ".join(_header(c, n) for c in table.columns) + " |",
+    lines = ["| intermediate task | " + " | ".join(_header(c, n, table.benchmark) for c in table.columns) + " |",
              "|---|" + "---:|" * len(table.columns)]
     notes = []
     for row in table.rows:
@@ -197,7 +201,7 @@ def heatmap(table: Table, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(1.1 * len(table.columns) + 2, 0.5 * len(rows) + 1.6))
     cmap = plt.get_cmap("RdBu").with_extremes(bad="#dddddd")
     ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=TwoSlopeNorm(0, -span, span), aspect="auto")
-    ax.set_xticks(range(len(table.columns)), [_header(c, len(table.columns) - 1) for c in table.columns],
+    ax.set_xticks(range(len(table.columns)), [_header(c, len(table.columns) - 1, table.benchmark) for c in table.columns],
                   rotation=40, ha="right")
     ax.set_yticks(range(len(rows)), rows)
     for i in range(len(rows)):
@@ -289,7 +293,7 @@ def grouped(table: Table, scored: dict, by: str) -> tuple[str, str, list[str]]:
         runs = {row: scored.get((row, task), {}) for row in table.rows}
         scored_langs = {lang for r in runs.values() for _, res in r.values() for lang in res["scores"]
                         if isinstance(res["scores"][lang], dict)}
-        order = [lang for lang in get_task(task).languages if lang in scored_langs]
+        order = [lang for lang in get_task(task).languages_in(table.benchmark) if lang in scored_langs]
         groups, unlisted = group_languages(order, by)
         if unlisted:
             groups["unlisted"] = unlisted
@@ -365,7 +369,7 @@ def bootstrap(out: Path, table: Table, scored: dict, samples: int = 1000, seed: 
         gold: dict = {}
         base_runs = scored[("baseline", task)]
         try:
-            base = read(base_runs, common(base_runs, get_task(task).languages), gold)
+            base = read(base_runs, common(base_runs, get_task(task).languages_in(table.benchmark)), gold)
         except UserError as e:
             intervals.update({(row, task): Interval(reason=f"baseline: {e}") for row in rows})
             continue
@@ -411,8 +415,9 @@ def write_report(out: str | Path, output: str | Path | None = None, group_by=(),
     has_png = heatmap(table, png)
     seeds = ", ".join(map(str, table.seeds))
     langs = recipe["evaluate"]["languages"]
-    fewer = "" if langs == "all" else " Fewer languages than XTREME's, so not comparable to its averages: " + \
-        ", ".join(f"{t} {len(v)} of {len(get_task(t).languages)}" for t, v in langs.items()) + "."
+    title = BENCHMARKS[table.benchmark].title
+    fewer = "" if langs == "all" else f" Fewer languages than {title}'s, so not comparable to its averages: " + \
+        ", ".join(f"{t} {len(v)} of {len(get_task(t).languages_in(table.benchmark))}" for t, v in langs.items()) + "."
     md = [f"# {table.name}: zero-shot cross-lingual transfer after English intermediate-task training", "",
           f"{recipe['module'].get('method', 'seq_bn')} modules on a frozen "
           f"{'tiny demo model' if recipe['model'] == 'demo' else recipe['model']}. Scores (%) on the "

@@ -2,7 +2,7 @@
 
 Both folders use XTREME's layout ``<dir>/<task>/test-<lang>.{tsv|json}``:
 
-* ``pawsx``, ``xnli``: one label per line;
+* ``pawsx``, ``xnli``: one label per line; ``xcopa`` (XTREME-R): one choice index per line;
 * ``udpos``, ``panx``: one tag per line, a blank line after each sentence;
 * ``bucc2018``: ``source_id<TAB>target_id`` per line, compared as sets;
 * ``tatoeba``: one target-sentence index per line;
@@ -25,6 +25,7 @@ from .errors import UserError
 from .metrics import (accuracy, bucc_f1, mean, missing_ids, mlqa_scores, squad_scores, tagging_f1,
                       tatoeba_accuracy)
 from .tasks import TASKS as SPECS
+from .tasks import Benchmark, get_benchmark
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,6 @@ def _question_ids(preds: dict[str, str], golds: dict[str, list[str]], pred_path:
 class XtremeTask:
     """How one task's files are read, checked against each other and scored."""
 
-    languages: tuple[str, ...]  # XTREME's order: averages are summed in it
     ext: str
     read_pred: Callable[[Path], Any]
     read_gold: Callable[[Path], Any]
@@ -186,19 +186,21 @@ _TAG = dict(ext="tsv", read_pred=_read_tags, read_gold=_read_tags, check=_same_s
 _QA = dict(ext="json", read_pred=_read_qa_predictions, read_gold=_read_squad_gold, check=_question_ids,
            metric=_ignore_lang(squad_scores))
 
-#: XTREME's tasks in its order; each task's languages (XTREME's ``TASK2LANGS``) come from the task registry.
+#: Every target task, XTREME's in its order, then XTREME-R's; a task's languages in each benchmark (XTREME's
+#: ``TASK2LANGS``, XTREME-R's lists) come from the task registry (``TaskSpec.languages_in``).
 TASKS: dict[str, XtremeTask] = {
-    "pawsx": XtremeTask(SPECS["pawsx"].languages, **_CLASSIFY),
-    "xnli": XtremeTask(SPECS["xnli"].languages, **_CLASSIFY),
-    "panx": XtremeTask(SPECS["panx"].languages, **_TAG),
-    "udpos": XtremeTask(SPECS["udpos"].languages, **_TAG),
-    "bucc2018": XtremeTask(SPECS["bucc2018"].languages, ext="tsv", read_pred=_read_pairs, read_gold=_read_pairs,
-                           check=_any_pairs, metric=_ignore_lang(bucc_f1)),
-    "tatoeba": XtremeTask(SPECS["tatoeba"].languages, ext="tsv", read_pred=_read_indices, read_gold=_read_indices,
-                          check=_same_lines, metric=_ignore_lang(tatoeba_accuracy)),
-    "xquad": XtremeTask(SPECS["xquad"].languages, **_QA),
-    "mlqa": XtremeTask(SPECS["mlqa"].languages, **{**_QA, "metric": mlqa_scores}),
-    "tydiqa": XtremeTask(SPECS["tydiqa"].languages, **_QA),
+    "pawsx": XtremeTask(**_CLASSIFY),
+    "xnli": XtremeTask(**_CLASSIFY),
+    "panx": XtremeTask(**_TAG),
+    "udpos": XtremeTask(**_TAG),
+    "bucc2018": XtremeTask(ext="tsv", read_pred=_read_pairs, read_gold=_read_pairs, check=_any_pairs,
+                           metric=_ignore_lang(bucc_f1)),
+    "tatoeba": XtremeTask(ext="tsv", read_pred=_read_indices, read_gold=_read_indices, check=_same_lines,
+                          metric=_ignore_lang(tatoeba_accuracy)),
+    "xquad": XtremeTask(**_QA),
+    "mlqa": XtremeTask(**{**_QA, "metric": mlqa_scores}),
+    "tydiqa": XtremeTask(**_QA),
+    "xcopa": XtremeTask(**_CLASSIFY),
 }
 QA_TASKS = ("xquad", "mlqa", "tydiqa")
 
@@ -216,39 +218,42 @@ class Scores(dict):
         self.warnings: list[str] = []
 
 
-def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[str] | None = None) -> Scores:
-    """Score ``pred_dir`` against ``label_dir`` for ``tasks`` (default: each XTREME task folder in ``pred_dir``).
+def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[str] | None = None,
+                 benchmark: str = "xtreme") -> Scores:
+    """Score ``pred_dir`` against ``label_dir`` for ``tasks`` (default: each task folder of ``benchmark``,
+    ``xtreme`` or ``xtreme-r``, in ``pred_dir``).
 
     Each task scores the languages that have a prediction file; averages are over those languages,
-    summed in XTREME's order, so a full submission gets exactly XTREME's numbers (a partial one, a warning).
+    summed in the benchmark's order, so a full submission gets exactly its numbers (a partial one, a warning).
     """
+    bench = get_benchmark(benchmark)
     pred_dir, label_dir = Path(pred_dir), Path(label_dir)
     for folder, what in ((pred_dir, "prediction"), (label_dir, "label")):
         if not folder.is_dir():
             raise UserError(f"{what} folder {folder} does not exist")
     scores = Scores()
-    for name in _select_tasks(pred_dir, tasks):
-        scores[name] = _score_task(name, pred_dir / name, label_dir / name, scores.warnings)
+    for name in _select_tasks(pred_dir, tasks, bench):
+        scores[name] = _score_task(name, pred_dir / name, label_dir / name, scores.warnings, bench)
     for warning in scores.warnings:
         log.warning(warning)
     return scores
 
 
-def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None) -> list[str]:
+def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None, bench: Benchmark) -> list[str]:
     if tasks is None:
-        names = [name for name in TASKS if (pred_dir / name).is_dir()]
+        names = [name for name in bench.tasks if (pred_dir / name).is_dir()]
         if not names:
-            raise UserError(f"{pred_dir} has no XTREME task folder (one of: {', '.join(TASKS)})")
+            raise UserError(f"{pred_dir} has no {bench.title} task folder (one of: {', '.join(bench.tasks)})")
         return names
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     for name in tasks:
         if name not in TASKS:
             raise UserError(f"unknown XTREME task '{name}' (known: {', '.join(TASKS)})")
-    return [name for name in TASKS if name in tasks]
+    return [name for name in dict.fromkeys((*bench.tasks, *TASKS)) if name in tasks]
 
 
-def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str]) -> dict[str, Any]:
-    task = TASKS[name]
+def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str], bench: Benchmark) -> dict[str, Any]:
+    task, languages = TASKS[name], SPECS[name].languages_in(bench.name)
     for folder, what in ((pred_dir, "predictions"), (gold_dir, "labels")):
         if not folder.is_dir():
             raise UserError(f"no {name} {what}: {folder} does not exist")
@@ -257,14 +262,14 @@ def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str]) 
     if not pred_files:
         raise UserError(f"{pred_dir}: no test-<lang>.{task.ext} prediction files")
     for lang, path in pred_files.items():
-        if lang not in task.languages:
-            raise UserError(f"{path}: '{lang}' is not an XTREME {name} language "
-                            f"({', '.join(task.languages)})")
-    langs = [lang for lang in task.languages if lang in pred_files]
-    if len(langs) < len(task.languages):
-        absent = [lang for lang in task.languages if lang not in pred_files]
+        if lang not in languages:
+            raise UserError(f"{path}: '{lang}' is not an {bench.title} {name} language "
+                            f"({', '.join(languages)})")
+    langs = [lang for lang in languages if lang in pred_files]
+    if len(langs) < len(languages):
+        absent = [lang for lang in languages if lang not in pred_files]
         warnings.append(f"{name}: no predictions for {', '.join(absent)}; averages cover {len(langs)} of "
-                        f"{len(task.languages)} languages, unlike XTREME's")
+                        f"{len(languages)} languages, unlike {bench.title}'s")
 
     per_lang = {}
     for lang in langs:

@@ -2,8 +2,8 @@
 and of the tests.
 
 A small synthetic world (people and firms doing things to objects in places) has one surface form per
-concept in each of XTREME's 40 languages (Latin, Cyrillic, Greek, Arabic, Hebrew, Devanagari, Thai,
-Chinese, ... scripts). From it come
+concept in each of XTREME-R's 50 languages, XTREME's 40 and ten more (Latin, Cyrillic, Greek, Arabic, Hebrew,
+Devanagari, Gujarati, Thai, Chinese, ... scripts). From it come
 
 * a BPE tokenizer with XLM-R's special tokens, in which every lexicon word is one token;
 * a tiny XLM-R (4 layers, hidden 64) "pretrained" for a few seconds on code-switched feature tasks
@@ -39,13 +39,14 @@ from .fileio import replace_dir
 from .tasks import TASKS, get_task
 
 #: Bump when the model or the data change, so cached demo assets are rebuilt.
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 #: Pretraining steps of :func:`build_model_dir` (about 15 s on two idle cores).
 PRETRAIN_STEPS = 600
 
 LANGUAGES = ("en", "af", "ar", "bg", "bn", "de", "el", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "hu",
              "id", "it", "ja", "jv", "ka", "kk", "ko", "ml", "mr", "ms", "my", "nl", "pt", "ru", "sw", "ta",
-             "te", "th", "tl", "tr", "ur", "vi", "yo", "zh")
+             "te", "th", "tl", "tr", "ur", "vi", "yo", "zh",
+             "az", "gu", "ht", "lt", "pa", "pl", "qu", "ro", "uk", "wo")  # XTREME-R's ten more
 
 #: The English lexicon by category; each word is a concept with a surface form in every language.
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -72,9 +73,10 @@ CCG_TAGS = {"PER": "NP", "LOC": "NP", "ORG": "NP", "NOUN": "N", "ADJ": "N/N", "V
 # ---------------------------------------------------------------------------------------------- lexicon
 
 _LATIN = ("af", "de", "es", "et", "eu", "fi", "fr", "hu", "id", "it", "jv", "ms", "nl", "pt", "sw", "tl",
-          "tr", "vi", "yo")
+          "tr", "vi", "yo", "az", "ht", "lt", "pl", "qu", "ro", "wo")
 _LATIN_EXTRA = {"de": "äöü", "es": "ñá", "et": "õä", "fi": "äö", "fr": "éèç", "hu": "őű", "pt": "ãç",
-                "tr": "ğış", "vi": "ơưđ", "yo": "ẹọṣ"}
+                "tr": "ğış", "vi": "ơưđ", "yo": "ẹọṣ", "az": "əçş", "ht": "èò", "lt": "ąčė", "pl": "łńś",
+                "ro": "ăîș", "wo": "ëñ"}
 _ALPHABETS = {  # (consonants, vowels) for cased scripts, syllable by syllable
     "latin": ("bdfgklmnprstvz", "aeiou"),
     "cyrillic": ("бвгдзклмнпрст", "аеиоуя"),
@@ -86,6 +88,7 @@ _SCRIPT_RANGES = {  # (first, last code point, letters per word) for the others,
     "bn": (0x0995, 0x09B9, 3), "ka": (0x10D0, 0x10F0, 4), "ml": (0x0D15, 0x0D39, 3),
     "my": (0x1000, 0x1020, 3), "ta": (0x0B95, 0x0BB9, 3), "te": (0x0C15, 0x0C39, 3),
     "th": (0x0E01, 0x0E2E, 4), "ja": (0x3042, 0x3093, 3), "ko": (0xAC00, 0xD7A3, 2), "zh": (0x4E00, 0x62FF, 2),
+    "gu": (0x0A95, 0x0AB9, 3), "pa": (0x0A15, 0x0A38, 3),
 }
 
 
@@ -98,7 +101,7 @@ def _letters(lang: str) -> list[str]:
 def _pseudo_word(rng: random.Random, lang: str) -> str:
     if lang in _SCRIPT_RANGES:
         return "".join(rng.choice(_letters(lang)) for _ in range(_SCRIPT_RANGES[lang][2]))
-    script = {"bg": "cyrillic", "kk": "cyrillic", "ru": "cyrillic", "el": "greek"}.get(lang, "latin")
+    script = {"bg": "cyrillic", "kk": "cyrillic", "ru": "cyrillic", "uk": "cyrillic", "el": "greek"}.get(lang, "latin")
     consonants, vowels = _ALPHABETS[script]
     vowels += _LATIN_EXTRA.get(lang, "")
     return "".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(rng.choice((2, 3))))
@@ -583,6 +586,41 @@ def _socialiqa_rows(rng: random.Random, n: int, split: str):
     return rows
 
 
+def _copa_items(rng: random.Random, n: int) -> list[tuple[list[str], str, list[list[str]], int]]:
+    """(premise, cause|effect, two choices, label): the right choice restates part of the premise, the other
+    names things it lacks."""
+    items = []
+    for _ in range(n):
+        facts = _facts(rng, rng.randint(1, 2))
+        premise = _join(facts)
+        right = _shorten(rng, rng.choice(facts)).words(adverb=_adverb(rng))
+        wrong, label = _wrong(rng, right, _content(premise)), rng.randrange(2)
+        items.append((premise, rng.choice(("cause", "effect")), [wrong, right] if label else [right, wrong], label))
+    return items
+
+
+def _copa_row(item, i: int, lang: str = "en") -> dict:
+    """A COPA/XCOPA jsonl row; the question stays English ("cause"/"effect"), as in XCOPA's files."""
+    premise, question, choices, label = item
+    return {"premise": " ".join(render(premise, lang)), "choice1": " ".join(render(choices[0], lang)),
+            "choice2": " ".join(render(choices[1], lang)), "question": question, "label": label, "idx": i}
+
+
+def _arc_rows(rng: random.Random, n: int, split: str):
+    """Facts then "what is X verb": the right choice is X's object. As in ARC, most questions have 4 choices,
+    some 3 or 5, and keys are letters or (some questions) digits."""
+    rows = []
+    for i in range(n):
+        facts = _facts(rng, rng.randint(1, 3))
+        fact = rng.choice(facts)
+        question = _join(facts) + ["what", "is", fact.subj, fact.verb]
+        texts, label = _choices(rng, [fact.obj], set(question), rng.choice((3, 4, 4, 4, 5)))
+        keys = "1234" if len(texts) == 4 and rng.random() < 0.2 else "ABCDE"[:len(texts)]
+        rows.append({"id": f"{split}-{i:06d}", "question": _text(question),
+                     "choices": {"text": texts, "label": list(keys)}, "answerKey": keys[label]})
+    return rows
+
+
 def _ccg_sentences(rng: random.Random, n: int, split: str):
     """Sentences of 1-2 facts, some negated, tagged with supertags by word category."""
     sentences = []
@@ -607,6 +645,9 @@ _MAKERS = {
     "commonsenseqa": _commonsenseqa_rows,
     "cosmosqa": _cosmosqa_rows,
     "socialiqa": _socialiqa_rows,
+    "copa": lambda rng, n, split: [_copa_row(item, i) for i, item in enumerate(_copa_items(rng, n))],
+    "arc_easy": _arc_rows,
+    "arc_challenge": _arc_rows,
     "ccg": _ccg_sentences,
 }
 
@@ -716,6 +757,7 @@ _XTREME_MAKERS = {
     "udpos": lambda rng, n: [_pos_sentence(rng) for _ in range(n)],
     "panx": lambda rng, n: [_ner_sentence(rng) for _ in range(n)],
     "xquad": _qa_items, "mlqa": _qa_items, "tydiqa": _qa_items,
+    "xcopa": _copa_items,
 }
 
 
@@ -733,6 +775,9 @@ def _write_examples(path: Path, spec, source, examples, lang: str, split: str, a
     if source.local_format == "tsv":  # xnli/, pawsx/: sentence1<TAB>sentence2[<TAB>label]
         _write_tsv(path, [[" ".join(render(a, lang)), " ".join(render(b, lang))] + [spec.labels[y]] * labelled
                           for a, b, y in examples])
+    elif source.local_format == "table":  # xcopa/: XCOPA's jsonl rows, labelled also in test as XCOPA's
+        path.write_text("".join(json.dumps(_copa_row(item, i, lang), ensure_ascii=False) + "\n"
+                                for i, item in enumerate(examples)), encoding="utf-8")
     elif source.local_format == "conll":  # udpos/, panx/: token<TAB>tag lines (tokens only in tests)
         lines = []
         for sentence in examples:
@@ -805,6 +850,8 @@ def _write_xtreme_task(spec, root: Path, sizes: dict[str, int], seed: int) -> No
                         _write_bucc(pattern, root, lang, sizes[split], rng, gold=split == "dev")
                 continue
             examples = _XTREME_MAKERS[spec.name](random.Random(f"xtreme/{pattern}/{seed}"), sizes[split])
+            if split == "dev" and "en" not in langs:  # the English dev set of training (XCOPA's: COPA's)
+                langs = ("en", *langs)
             for lang in langs:
                 path = root / pattern.format(lang=lang, name=source.lang_names.get(lang, lang))
                 _write_examples(path, spec, source, examples, lang, split,

@@ -8,12 +8,16 @@ normalised example fields:
 * ``"premise"`` or ``"choices.text"``: a column, or a dotted path into a nested column;
 * ``["answer0", "answer1"]``: a list built from several columns;
 * ``{"column": "label", "offset": -1}``: a label column shifted (SocialIQA counts from 1);
-* ``{"index_of": "answerKey", "in": "choices.label"}``: the position of a value in a list column.
+* ``{"index_of": "answerKey", "in": "choices.label"}``: the position of a value in a list column;
+* ``{"template": "What was the {question}?"}``: text with columns filled in (XCOPA's question, as XTREME-R).
 
 The nine XTREME target tasks (:data:`XTREME_TASKS`) are rows too: their sources name per-split file
 patterns in the ``download/`` folder that XTREME's ``scripts/download_data.sh`` writes
 (``"panx/dev-{lang}.tsv"``) and per-language ``google/xtreme`` configs (``"PAN-X.{lang}"``). A split
 whose file pattern has no ``{lang}`` is English only (the training data, SQuAD's dev set).
+
+A benchmark (:data:`BENCHMARKS`: ``xtreme``, ``xtreme-r``) is a row too: its target tasks in its order;
+a task whose language set differs in a benchmark says so in its ``benchmark_languages``.
 
 Adding a task means adding one entry to ``TASKS``; the trainer and readers never name tasks.
 """
@@ -75,11 +79,13 @@ class TaskSpec:
     fields: Mapping[str, Any] = field(default_factory=dict)
     labels: tuple[str, ...] | None = None  # None for tagging tasks whose tag set comes from the data
     num_choices: int | None = None
-    languages: tuple[str, ...] = ("en",)  # target tasks: XTREME's languages, in its averaging order
+    languages: tuple[str, ...] = ("en",)  # target tasks: XTREME's languages (else its own), in averaging order
+    benchmark_languages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # benchmark -> other languages
     description: str = ""
     note: str = ""  # shown when data cannot be found (licences, manual downloads)
     max_length: int = 256
     members: tuple[str, ...] = ()  # multi-task: the member task names
+    pad_choices: bool = False  # multiple choice: fewer than num_choices choices get copies of a wrong one
 
     @property
     def kind(self) -> str:
@@ -94,6 +100,15 @@ class TaskSpec:
         """An XTREME target task: trained on English, evaluated zero-shot in each of its languages."""
         return self.languages != ("en",)
 
+    def languages_in(self, benchmark: str = "xtreme") -> tuple[str, ...]:
+        """The task's languages in ``benchmark``, in its averaging order."""
+        return self.benchmark_languages.get(benchmark, self.languages)
+
+    @property
+    def all_languages(self) -> tuple[str, ...]:
+        """Every language the task has data for, in any benchmark."""
+        return tuple(dict.fromkeys([*self.languages, *(l for ls in self.benchmark_languages.values() for l in ls)]))
+
 
 def _nli(name, hf_path, config, splits, description, **kw):
     return TaskSpec(
@@ -105,6 +120,23 @@ def _nli(name, hf_path, config, splits, description, **kw):
 
 
 _SQUAD_FIELDS = {"id": "id", "question": "question", "context": "context", "answers": "answers"}
+#: COPA/XCOPA rows (premise, question cause|effect, choice1, choice2, label), phrased as XTREME-R's
+#: third_party/run_xcopa.py: "<premise> What was the <question>?" paired with each choice.
+_COPA_FIELDS = {"context": "premise", "question": {"template": "What was the {question}?"},
+                "choices": ["choice1", "choice2"], "label": "label"}
+
+
+def _arc(name, config, description):
+    """ARC: 4 choices mostly, a few questions 3 or 5, keys A-E or 1-4 (the position in ``choices.label``)."""
+    return TaskSpec(
+        name=name, format="multiple_choice", metric="accuracy", num_choices=5, pad_choices=True,
+        fields={"context": "question", "choices": "choices.text",
+                "label": {"index_of": "answerKey", "in": "choices.label"}},
+        sources=(Source("allenai/ai2_arc", config, {"train": ("train",), "dev": ("validation",)}),),
+        description=f"{description}; questions with 3 or 4 choices are padded to 5 with copies of a wrong "
+                    f"choice, which never changes a prediction (ties go to the first choice)",
+    )
+
 
 TASK_LIST: list[TaskSpec] = [
     TaskSpec(
@@ -165,6 +197,14 @@ TASK_LIST: list[TaskSpec] = [
         description="Social IQa social commonsense (labels 1-3 in the source)",
     ),
     TaskSpec(
+        name="copa", format="multiple_choice", metric="accuracy", num_choices=2, fields=_COPA_FIELDS,
+        sources=(Source("aps/super_glue", "copa", {"train": ("train",), "dev": ("validation",)}),),
+        description="COPA causal commonsense (SuperGLUE), 400 training questions; premise + 'What was the "
+                    "cause/effect?' as XTREME-R phrases it",
+    ),
+    _arc("arc_easy", "ARC-Easy", "AI2 Reasoning Challenge, Easy set (grade-school science)"),
+    _arc("arc_challenge", "ARC-Challenge", "AI2 Reasoning Challenge, Challenge set"),
+    TaskSpec(
         name="ccg", format="tagging", metric="token_accuracy",
         sources=(Source(None, None, {"train": ("train",), "dev": ("dev",)}, local_format="conll"),),
         description="CCGbank supertagging (local files only)",
@@ -198,6 +238,11 @@ _UDPOS = _names("af,ar,bg,de,el,en,es,et,eu,fa,fi,fr,he,hi,hu,id,it,ja,kk,ko,mr,
                 "Afrikaans Arabic Bulgarian German Greek English Spanish Estonian Basque Persian Finnish French "
                 "Hebrew Hindi Hungarian Indonesian Italian Japanese Kazakh Korean Marathi Dutch Portuguese Russian "
                 "Tamil Telugu Thai Tagalog Turkish Urdu Vietnamese Yoruba Chinese")
+#: XTREME-R's additions, in the order of its lists (google-research/xtreme: scripts/train_panx.sh, utils_preprocess.py's
+#: UDPOS_LANGUAGES and tatoeba_preprocess, the XQuAD repository's Romanian); names as above.
+_R_PANX = ("qu", "pl", "uk", "az", "lt", "pa", "gu", "ro")
+_R_UDPOS = _names("lt,pl,uk,wo,ro", "Lithuanian Polish Ukrainian Wolof Romanian")
+_R_TATOEBA = _names("az,lt,pl,uk,ro", "aze lit pol ukr ron")
 _TYDIQA = _names("en,ar,bn,fi,id,ko,ru,sw,te",
                  "english arabic bengali finnish indonesian korean russian swahili telugu")
 _TATOEBA = _names("ar,he,vi,id,jv,tl,eu,ml,ta,te,af,nl,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,ja,ka,ko,th,sw,zh,kk,"
@@ -206,6 +251,8 @@ _TATOEBA = _names("ar,he,vi,id,jv,tl,eu,ml,ta,te,af,nl,de,el,bn,hi,mr,ur,fa,fr,i
                   "jpn kat kor tha swh cmn kaz tur est fin hun")
 _PANX = tuple("ar,he,vi,id,jv,ms,tl,eu,ml,ta,te,af,nl,en,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,ja,ka,ko,th,sw,yo,"
               "my,zh,kk,tr,et,fi,hu".split(","))
+
+_XQUAD = ("en", "es", "de", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi")
 
 _ALL_SPLITS = {"train": ("train",), "dev": ("validation",), "test": ("test",)}
 _TSV_PAIR = {"text_a": "sentence1", "text_b": "sentence2", "label": "label"}
@@ -247,7 +294,7 @@ XTREME_TASKS: list[TaskSpec] = [
     TaskSpec(
         name="panx", format="tagging", metric="seqeval", fields={"tokens": "tokens", "tags": "ner_tags"},
         labels=("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"),  # google/xtreme's ClassLabel order
-        languages=_PANX,
+        languages=_PANX, benchmark_languages={"xtreme-r": _PANX + _R_PANX},
         sources=(Source(XTREME, "PAN-X.{lang}", _ALL_SPLITS, local_format="conll",
                         columns=("tokens", "ner_tags"), **_per_split("panx/{split}-{lang}.tsv")),),
         description="PAN-X (WikiANN) named entities, IOB tags; English training data (panx/train-en.tsv)",
@@ -258,8 +305,8 @@ XTREME_TASKS: list[TaskSpec] = [
         name="udpos", format="tagging", metric="seqeval", fields={"tokens": "tokens", "tags": "pos_tags"},
         labels=("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
                 "PUNCT", "SCONJ", "SYM", "VERB", "X"),  # google/xtreme's ClassLabel order
-        languages=tuple(_UDPOS),
-        sources=(Source(XTREME, "udpos.{name}", _ALL_SPLITS, local_format="conll", lang_names=_UDPOS,
+        languages=tuple(_UDPOS), benchmark_languages={"xtreme-r": tuple(_UDPOS) + tuple(_R_UDPOS)},
+        sources=(Source(XTREME, "udpos.{name}", _ALL_SPLITS, local_format="conll", lang_names=_UDPOS | _R_UDPOS,
                         columns=("tokens", "pos_tags"), **_per_split("udpos/{split}-{lang}.tsv")),),
         description="Universal Dependencies part-of-speech tags (UD 2.7 in XTREME's download, 2.5 on the Hub); "
                     "English training data (udpos/train-en.tsv); some languages (kk, th, tl, yo) have no dev set",
@@ -275,15 +322,16 @@ XTREME_TASKS: list[TaskSpec] = [
     ),
     TaskSpec(
         name="tatoeba", format="retrieval", metric="accuracy", languages=tuple(_TATOEBA),
+        benchmark_languages={"xtreme-r": tuple(_TATOEBA) + tuple(_R_TATOEBA)},
         fields={"source": "source_sentence", "target": "target_sentence"},
         sources=(Source(XTREME, "tatoeba.{name}", {"test": ("validation",)}, local_format="lines",
-                        files={"test": "tatoeba/{lang}-en.{side}"}, lang_names=_TATOEBA),),
+                        files={"test": "tatoeba/{lang}-en.{side}"}, lang_names=_TATOEBA | _R_TATOEBA),),
         description="Tatoeba sentence retrieval against English, test only, no training data; XTREME's download "
                     "sorts each English file, so gold (the i-th sentences align) comes only with the Hub's copy",
     ),
     TaskSpec(
         name="xquad", format="span_qa", metric="squad", fields=_SQUAD_FIELDS, max_length=384,
-        languages=("en", "es", "de", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi"),
+        languages=_XQUAD, benchmark_languages={"xtreme-r": _XQUAD + ("ro",)},
         sources=(_SQUAD_TRAIN_DEV,
                  Source(XTREME, "XQuAD.{lang}", {"test": ("validation",)}, local_format="squad",
                         files={"test": "xquad/xquad.{lang}.json"}, unlabelled=("test",))),
@@ -315,9 +363,57 @@ XTREME_TASKS: list[TaskSpec] = [
 ]
 TASK_LIST.extend(XTREME_TASKS)
 
+#: XTREME-R's new task that fits these formats. Mewsli-X (entity retrieval from a 1M-entry candidate set) and
+#: LAReQA (language-agnostic answer retrieval, mAP@20) do not: retrieval here is sentence-to-English mining.
+XTREME_R_TASKS: list[TaskSpec] = [
+    TaskSpec(
+        name="xcopa", format="multiple_choice", metric="accuracy", num_choices=2, fields=_COPA_FIELDS,
+        languages=("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh"), max_length=128,
+        sources=(
+            Source("aps/super_glue", "copa", {"train": ("train",)}, files={"train": "xcopa/train.en.jsonl"}),
+            Source("cambridgeltl/xcopa", "{lang}", {"dev": ("validation",), "test": ("test",)},
+                   files={"dev": "xcopa/val.{lang}.jsonl", "test": "xcopa/test.{lang}.jsonl"}),
+        ),
+        description="XCOPA causal commonsense, 2 choices (XTREME-R); trains on English COPA (xcopa/train.en.jsonl "
+                    "of XTREME-R's download_xcopa), dev = each language's val set (English: COPA's, "
+                    "xcopa/val.en.jsonl); as XTREME-R, train on a SocialIQA module first (--stack)",
+    ),
+]
+TASK_LIST.extend(XTREME_R_TASKS)
+
 TASKS: dict[str, TaskSpec] = {t.name: t for t in TASK_LIST}
 ALIASES = {"anli+": "anli_plus", "anli": "anli_plus", "squad": "squad_v1", "squad1": "squad_v1",
-           "squad2": "squad_v2", "csqa": "commonsenseqa", "siqa": "socialiqa"}
+           "squad2": "squad_v2", "csqa": "commonsenseqa", "siqa": "socialiqa", "arc_e": "arc_easy",
+           "arc_c": "arc_challenge"}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A benchmark: its target tasks in its order (its average is over them) and each one's languages."""
+
+    name: str
+    title: str
+    tasks: tuple[str, ...]
+
+    def languages(self, task: str) -> tuple[str, ...]:
+        return TASKS[task].languages_in(self.name)
+
+    @property
+    def all_languages(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(l for t in self.tasks for l in self.languages(t)))
+
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
+    Benchmark("xtreme", "XTREME", tuple(t.name for t in XTREME_TASKS)),
+    Benchmark("xtreme-r", "XTREME-R", ("xnli", "xcopa", "udpos", "panx", "xquad", "mlqa", "tydiqa", "tatoeba")),
+)}
+
+
+def get_benchmark(name: str | None) -> Benchmark:
+    key = (name or "xtreme").strip().lower().replace("_", "-")
+    if key not in BENCHMARKS:
+        raise UserError(f"unknown benchmark '{name}' (known: {', '.join(BENCHMARKS)})")
+    return BENCHMARKS[key]
 
 
 def get_task(name: str) -> TaskSpec:

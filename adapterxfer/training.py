@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, fields
@@ -68,6 +69,7 @@ class TrainConfig:
     stack: str | None = None  # target training: a finished module to stack under the new one
     fuse: str | None = None  # target training: comma-separated modules to fuse under the new one
     fusion: str = "light"  # --fuse: light (learned mixing weights per layer) or dynamic (AdapterFusion)
+    train_language: str = "en"  # the language of the training data (non-English: local files, e.g. translated MNLI)
 
     @classmethod
     def load(cls, file: str | None = None, **overrides) -> "TrainConfig":
@@ -102,6 +104,12 @@ class TrainConfig:
             raise UserError("--method full fine-tunes the whole base: there is nothing frozen to stack or fuse on")
         if self.fusion not in modules.FUSIONS:
             raise UserError(f"{where}fusion must be {' or '.join(modules.FUSIONS)}")
+        if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]+)*", self.train_language):
+            raise UserError(f"{where}train_language must be a language code such as en, de or pt-BR, "
+                            f"got {self.train_language!r}")
+        if self.train_language != "en" and not self.data_dir:
+            raise UserError(f"{where}train_language {self.train_language}: non-English training data comes from "
+                            f"local files; pass --data-dir with them (the task's columns and file names)")
 
     @property
     def intermediates(self) -> list[str]:
@@ -285,6 +293,9 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     from .evaluation import predict, score
 
     spec = tasks.get_task(cfg.task)
+    if spec.is_target and cfg.train_language != "en":
+        raise UserError(f"{spec.name} is a target task: it trains on its English data for zero-shot transfer "
+                        f"(train_language en, not {cfg.train_language})")
     for member in tasks.members(spec):
         if member.format == "span_qa" and cfg.doc_stride >= (cfg.max_length or member.max_length):
             raise UserError(f"--doc-stride ({cfg.doc_stride}) must be smaller than --max-length "
@@ -443,9 +454,10 @@ def module_card(cfg, spec, method, base_config, backend, data, best, folder: Pat
                   for n, d in data.items()},
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
                             if k not in ("task", "output", "model", "data_dir", "cache_dir", "method", "backend",
-                                         "stack", "fuse")
+                                         "stack", "fuse", "train_language")
                             and not k.startswith(("lora_", "reduction"))} | {"lr": cfg.learning_rate},
         "training_data": cfg.data_dir or "huggingface",
+        "training_language": cfg.train_language,
         "dev_metrics": best["dev"],
         "best_step": best["step"],
         "trainable_parameters": backend.trainable_count(),

@@ -22,15 +22,16 @@ from .evaluation import predict
 from .features import cached_tokenize, collate, tokenize
 from .fileio import write_json, write_text
 from .score import TASKS as SCORED, markdown_scores, score_folder
-from .tasks import TaskSpec, get_task
+from .tasks import TaskSpec, get_benchmark, get_task
 
 
 def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None, languages=None,
                  split: str = "dev", data_dir: str | None = None, labels_dir: str | None = None,
                  model: str | None = None, batch_size: int = 64, max_length: int | None = None,
                  layer: int | None = None, cache_dir: str | None = None, perturbations=(), seed: int = 0,
-                 log=print) -> dict:
-    """Evaluate a module on ``languages`` (default all) of its task; returns what ``results.json`` holds.
+                 benchmark: str = "xtreme", log=print) -> dict:
+    """Evaluate a module on ``languages`` (default: all of its task's in ``benchmark``, ``xtreme`` or
+    ``xtreme-r``) of its task; returns what ``results.json`` holds.
 
     ``cache_dir`` keeps tokenised inputs between runs (every grid cell evaluates the same files).
     ``perturbations`` (``["char_swap:0.1", ...]``) also evaluate seeded noisy inputs, written under
@@ -48,7 +49,7 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     if not model:
         raise UserError("without a module, say which base model to evaluate: --model")
     split = _split_for(spec, split, log)
-    langs = _languages(spec, languages, split, data_dir, log)
+    langs = _languages(spec, languages, split, data_dir, log, benchmark)
 
     ops = perturb.parse(perturbations)
     out = Path(output)
@@ -77,14 +78,14 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     for folder in variants:
         labels = labels_dir if labels_dir and not (folder != out and _moves_labels(spec, ops)) else \
             (folder / "labels" if have_gold[folder] else None)
-        scores[folder] = score_folder(folder / "predictions", labels, [spec.name]) if labels else {}
+        scores[folder] = score_folder(folder / "predictions", labels, [spec.name], benchmark) if labels else {}
     if not scores[out]:
         log(f"{split} files carry no labels: predictions written to {out / 'predictions'}; score them with "
             f"adapterxfer score {out / 'predictions'} LABEL_DIR")
     clean = scores[out].get(spec.name, {})
     results = {"task": spec.name, "split": split, "module": str(module_dir) if module_dir else None,
                "model": model, "languages": langs,
-               "missing_languages": [l for l in languages_list(spec, languages) if l not in langs],
+               "missing_languages": [l for l in languages_list(spec, languages, benchmark) if l not in langs],
                "scores": clean, "warnings": getattr(scores[out], "warnings", [])}
     if ops:
         noisy = scores[out / "perturbed"].get(spec.name, {})
@@ -132,20 +133,21 @@ def _drop_table(task: str, results: dict) -> str:
     return "\n".join(lines)
 
 
-def languages_list(spec: TaskSpec, languages) -> list[str]:
+def languages_list(spec: TaskSpec, languages, benchmark: str = "xtreme") -> list[str]:
+    """``languages`` checked against the task's (of any benchmark); ``all``: the task's in ``benchmark``."""
     if languages in (None, "all", ("all",), ["all"]):
-        return list(spec.languages)
+        return list(spec.languages_in(get_benchmark(benchmark).name))
     langs = languages.split(",") if isinstance(languages, str) else list(languages)
-    unknown = [l for l in langs if l not in spec.languages]
+    unknown = [l for l in langs if l not in spec.all_languages]
     if unknown:
         raise UserError(f"--languages: {spec.name} has no {', '.join(unknown)} "
-                        f"(its languages: {', '.join(spec.languages)})")
+                        f"(its languages: {', '.join(spec.all_languages)})")
     return langs
 
 
-def _languages(spec, languages, split, data_dir, log) -> list[str]:
-    wanted = languages_list(spec, languages)
-    present, missing = available_languages(spec, split, data_dir)
+def _languages(spec, languages, split, data_dir, log, benchmark) -> list[str]:
+    wanted = languages_list(spec, languages, benchmark)
+    present, missing = available_languages(spec, split, data_dir, benchmark)
     absent = [l for l in wanted if l not in present]
     if absent:
         log(f"missing {spec.name} {split} data for {len(absent)} language(s), not evaluated: {', '.join(absent)}")
@@ -187,6 +189,11 @@ def _model_runner(spec, split, data_dir, model, backend, batch_size, max_length,
             preds = [head.labels[int(o.argmax())] for o in outputs]
             gold = None if examples[0]["label"] is None else [spec.labels[e["label"]] for e in examples]
             return _lines(preds), gold and _lines(gold), len(examples)
+        if spec.format == "multiple_choice":  # one line per question: the index of the chosen answer
+            feats = cached_tokenize(cache_dir, key, "multiple_choice", examples, tokenizer, max_length, train=False)
+            outputs = predict(backend, spec.name, feats, batch_size, tokenizer.pad_token_id, device, autocast)
+            gold = None if examples[0]["label"] is None else [e["label"] for e in examples]
+            return _lines(int(o.argmax()) for o in outputs), gold and _lines(gold), len(examples)
         if spec.format == "tagging":
             preds = _tag(examples, tokenizer, max_length, backend, spec.name, head.labels, batch_size, device,
                          autocast)

@@ -11,7 +11,9 @@ from click.testing import CliRunner
 from adapterxfer.cli import main
 from adapterxfer.grid import FULL_FT_TIME, Cell
 from adapterxfer.report import write_report
-from adapterxfer.score import TASKS as XTREME
+from adapterxfer.tasks import BENCHMARKS
+
+XTREME = BENCHMARKS["xtreme"].tasks
 
 SEEDS = [1, 2]
 RETRIEVAL = ("bucc2018", "tatoeba")

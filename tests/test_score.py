@@ -4,7 +4,8 @@ import json
 import pytest
 
 from adapterxfer.errors import UserError
-from adapterxfer.score import TASKS, score_folder
+from adapterxfer.score import score_folder
+from adapterxfer.tasks import BENCHMARKS
 
 
 def squad_json(questions):
@@ -105,7 +106,7 @@ EXPECTED = {
 
 def test_score_folder_all_nine_tasks(folders):
     scores = score_folder(*folders)
-    assert list(scores) == list(TASKS)  # XTREME's task order
+    assert list(scores) == list(BENCHMARKS["xtreme"].tasks)  # XTREME's task order
     assert_close(scores, EXPECTED)
 
 

@@ -7,7 +7,7 @@ from xtreme_fixtures import (N_BUCC, N_BUCC_GOLD, N_DEV, N_TATOEBA, N_TEST, N_TR
 from adapterxfer import score
 from adapterxfer.data import available_languages, load_examples, load_retrieval
 from adapterxfer.errors import UserError
-from adapterxfer.tasks import FORMATS, XTREME_TASKS, get_task
+from adapterxfer.tasks import BENCHMARKS, FORMATS, XTREME_TASKS, get_task
 
 NAMES = ["pawsx", "xnli", "panx", "udpos", "bucc2018", "tatoeba", "xquad", "mlqa", "tydiqa"]
 NOT_RETRIEVAL = [t.name for t in XTREME_TASKS if t.format != "retrieval"]
@@ -19,12 +19,13 @@ def download(tmp_path_factory):
 
 
 def test_registry_rows_and_the_scorer_share_languages():
-    assert [t.name for t in XTREME_TASKS] == NAMES == list(score.TASKS)
+    assert [t.name for t in XTREME_TASKS] == NAMES == list(BENCHMARKS["xtreme"].tasks) == list(score.TASKS)[:9]
     counts = {"pawsx": 7, "xnli": 15, "panx": 40, "udpos": 33, "bucc2018": 4, "tatoeba": 36, "xquad": 11,
               "mlqa": 7, "tydiqa": 9}
     for spec in XTREME_TASKS:
         assert len(set(spec.languages)) == counts[spec.name] and spec.is_target
-        assert score.TASKS[spec.name].languages is spec.languages  # one table, in XTREME's order
+        assert BENCHMARKS["xtreme"].languages(spec.name) is spec.languages  # one table, in XTREME's order
+    assert len(BENCHMARKS["xtreme"].all_languages) == 40
     assert not get_task("mnli").is_target and get_task("mnli").languages == ("en",)
 
 

@@ -60,11 +60,13 @@ def entry_from_module(folder, name: str, *, license: str = "unknown", descriptio
 
 
 def describe_data(card: dict) -> str:
-    """Where the training data came from: the task's Hugging Face data sets, or "local files (<folder>)"."""
+    """Where the training data came from: the task's Hugging Face data sets, or "local files (<folder>)",
+    with its language when not English ("local files (mnli-de), language de")."""
     from ..tasks import get_task, members
 
     if card.get("training_data", "huggingface") != "huggingface":
-        return f"local files ({Path(card['training_data']).name})"
+        lang = card.get("training_language", "en")
+        return f"local files ({Path(card['training_data']).name})" + (f", language {lang}" if lang != "en" else "")
     sources = []
     for member in members(get_task(card["task"])):
         sources += [s.hf_path + (f"/{s.hf_config}" if s.hf_config else "") for s in member.sources if s.hf_path]
