@@ -67,6 +67,7 @@ class Cell:
     identity: dict
     run: dict
     stage: int = 0
+    model: str | None = None  # the recipe's name of the cell's base model (a sweep has several)
 
     def folder(self, out: str | Path) -> Path:
         return Path(out) / "cells" / self.id
@@ -150,14 +151,16 @@ class Paths:
     labels: str | None
 
 
-def resolve_paths(recipe: Recipe) -> Paths:
-    """Absolute paths of the recipe's model and data; ``demo`` builds the tiny model and synthetic data."""
+def resolve_paths(recipe: Recipe, model: str | None = None) -> Paths:
+    """Absolute paths of ``model`` (default: the recipe's first) and the data; ``demo`` builds the tiny
+    model and synthetic data."""
     def local(value: str | None) -> str | None:
         return None if value is None else str(Path(value).expanduser().resolve())
 
-    values = (recipe.model, recipe.intermediate_data, recipe.target_data, recipe.evaluate.labels_dir)
+    name = recipe.models[0] if model is None else model
+    values = (name, recipe.intermediate_data, recipe.target_data, recipe.evaluate.labels_dir)
     if DEMO not in values:
-        model = local(recipe.model) if Path(recipe.model).expanduser().is_dir() else recipe.model
+        model = local(name) if Path(name).expanduser().is_dir() else name
         return Paths(model, local(recipe.intermediate_data), local(recipe.target_data),
                      local(recipe.evaluate.labels_dir))
     from . import synthetic
@@ -172,30 +175,46 @@ def resolve_paths(recipe: Recipe) -> Paths:
         synthetic.write_tatoeba_labels(xtreme, tmp)
         os.replace(tmp, labels)
     pick = lambda value, demo: str(demo) if value == DEMO else local(value)  # noqa: E731
-    model = str(model_dir) if recipe.model == DEMO else (
-        local(recipe.model) if Path(recipe.model).expanduser().is_dir() else recipe.model)
+    model = str(model_dir) if name == DEMO else (local(name) if Path(name).expanduser().is_dir() else name)
     return Paths(model, pick(recipe.intermediate_data, data_root), pick(recipe.target_data, xtreme),
                  pick(recipe.evaluate.labels_dir, labels))
 
 
+def _slug(text: str) -> str:
+    """A cell-name-safe form of a model name: its last path part (``facebook/xlm-roberta-xl``: xlm-roberta-xl)."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", Path(text).name or text).strip("-") or "model"
+
+
+def ladder_step(step: list[str]) -> tuple[list[str], str]:
+    """A ladder step's operations in canonical ``NAME:RATE`` form, and its part of a cell name."""
+    from .perturb import parse
+
+    ops = parse(step)
+    return [str(op) for op in ops], "+".join(f"{op.name}{op.rate:g}" for op in ops)
+
+
 def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
-    """Every cell of the recipe in a runnable order: per seed and row, the intermediate module, then per
-    target its training and evaluation; the bare model's retrieval cells come first."""
+    """Every cell of the recipe in a runnable order: per model, seed and row, the intermediate module,
+    then per target its training and evaluation, clean and at each step of the perturbation ladder; the
+    bare model's retrieval cells come first. A sweep's cell names carry the model; a ladder step's
+    cells reuse the clean cell's module (new evaluations only)."""
     from .training import TrainConfig
 
     out = Path(out).resolve()
-    paths = resolve_paths(recipe)
     fp = Fingerprints(strict)
     versions = library_versions()
-    model_fp = fp.files(Path(paths.model), ["**/*"], "model") if Path(paths.model).is_dir() else paths.model
+    ladder = [ladder_step(step) for step in recipe.ladder]
+    sweep = len(recipe.models) > 1
     cells: list[Cell] = []
 
-    def add(kind, row, task, seed, deps, identity, run) -> Cell:
+    def add(kind, row, task, seed, deps, identity, run, step: str = "") -> Cell:
         h = sha256_json({**identity, "versions": versions})[:12]
         name = f"inter-{task}" if kind == "intermediate" else f"{KINDS[kind]}-{row}-{task}"
+        name += f"-{_slug(model)}" if sweep else ""
+        name += f"-{step}" if step else ""
         name += f"-s{seed}" if seed is not None else ""
         cell = Cell(f"{name}-{h}", kind, row, task, seed, [d.id for d in deps], {**identity, "hash": h}, run,
-                    stage=1 + max((d.stage for d in deps), default=-1))
+                    stage=1 + max((d.stage for d in deps), default=-1), model=model)
         cells.append(cell)
         return cell
 
@@ -226,7 +245,8 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
         cell.run = {"config": asdict(cfg)}
         return cell
 
-    def eval_cell(row, task, seed, of: Cell | None) -> Cell:
+    def eval_cell(row, task, seed, of: Cell | None, step: tuple | None = None) -> Cell:
+        """The evaluation of ``of`` (None: the bare model); ``step``: a ladder step, evaluated beside clean."""
         from .zeroshot import _split_for, languages_list
 
         spec = get_task(task)
@@ -243,26 +263,37 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
                     "batch_size": recipe.evaluate.batch_size,
                     "layer": recipe.evaluate.layer if spec.format == "retrieval" else None,
                     "of": of.identity["hash"] if of else None, "model": None if of else model_fp}
-        cell = add("evaluate", row, task, seed, [of] if of else [], identity, {})
+        if step:  # a clean cell's identity stays as it was before ladders existed
+            identity.update(perturb=step[0], perturb_seed=recipe.evaluate.perturb_seed)
+        cell = add("evaluate", row, task, seed, [of] if of else [], identity, {}, step[1] if step else "")
         cell.run = {"module": str(of.folder(out) / "module") if of else None, "task": task, "split": split,
                     "languages": langs, "data_dir": data_dir, "labels_dir": labels, "model": paths.model,
                     "batch_size": recipe.evaluate.batch_size, "layer": recipe.evaluate.layer,
                     "cache_dir": recipe.train.get("cache_dir"), "output": str(cell.folder(out) / "eval")}
+        if step:
+            cell.run.update(perturbations=step[0], seed=recipe.evaluate.perturb_seed)
         return cell
 
+    def evaluations(row, task, seed, of: Cell | None) -> None:
+        for step in [None, *ladder]:
+            eval_cell(row, task, seed, of, step)
+
     retrieval = [t for t in recipe.targets if get_task(t).format == "retrieval"]
-    if recipe.baseline:
-        for task in retrieval:  # the bare model: deterministic, one cell whatever the seeds
-            eval_cell("baseline", task, None, None)
-    for seed in recipe.seeds:
-        for row in (["baseline"] if recipe.baseline else []) + list(recipe.intermediates):
-            inter = train_cell("intermediate", row, row, seed, None) if row != "baseline" else None
-            for task in recipe.targets:
-                if task in retrieval:
-                    if inter is not None:
-                        eval_cell(row, task, seed, inter)
-                else:
-                    eval_cell(row, task, seed, train_cell("target", row, task, seed, inter))
+    for model in recipe.models:  # the closures above read model, paths and model_fp
+        paths = resolve_paths(recipe, model)
+        model_fp = fp.files(Path(paths.model), ["**/*"], "model") if Path(paths.model).is_dir() else paths.model
+        if recipe.baseline:
+            for task in retrieval:  # the bare model: deterministic, one cell whatever the seeds
+                evaluations("baseline", task, None, None)
+        for seed in recipe.seeds:
+            for row in (["baseline"] if recipe.baseline else []) + list(recipe.intermediates):
+                inter = train_cell("intermediate", row, row, seed, None) if row != "baseline" else None
+                for task in recipe.targets:
+                    if task in retrieval:
+                        if inter is not None:
+                            evaluations(row, task, seed, inter)
+                    else:
+                        evaluations(row, task, seed, train_cell("target", row, task, seed, inter))
     fp.save()
     return cells
 
@@ -518,9 +549,14 @@ PUBLISHED_TRAIN = {"anli_plus": 1104934, "mnli": 392702, "qqp": 363846, "squad_v
                    "hellaswag": 39905, "commonsenseqa": 9741, "cosmosqa": 25262, "socialiqa": 33410,
                    "ccg": 39604, "xnli": 392702, "pawsx": 49401, "udpos": 21253, "panx": 20000,
                    "xquad": 87599, "mlqa": 87599, "tydiqa": 3696}
-#: (hidden size, layers, vocabulary) of hub models whose config may not be at hand offline.
+#: (hidden size, layers, vocabulary) of hub models whose config may not be at hand offline, from their
+#: config.json files (XL: transformers' XLMRobertaXLConfig defaults, written for facebook/xlm-roberta-xl).
 KNOWN_SHAPES = {"xlm-roberta-large": (1024, 24, 250002), "xlm-roberta-base": (768, 12, 250002),
-                "facebook/xlm-roberta-large": (1024, 24, 250002), "FacebookAI/xlm-roberta-large": (1024, 24, 250002)}
+                "facebook/xlm-roberta-large": (1024, 24, 250002), "FacebookAI/xlm-roberta-large": (1024, 24, 250002),
+                "FacebookAI/xlm-roberta-base": (768, 12, 250002),
+                "facebook/xlm-roberta-xl": (2560, 36, 250880), "facebook/xlm-roberta-xxl": (4096, 48, 250880),
+                "bert-base-multilingual-cased": (768, 12, 119547),
+                "google-bert/bert-base-multilingual-cased": (768, 12, 119547)}
 #: Full fine-tuning does a training step's work plus the weight gradients of the whole base (about a
 #: third of a step: forward 1, backward 2 of which weight gradients 1); a frozen base skips them.
 FULL_FT_TIME = 1.5
@@ -539,6 +575,12 @@ def model_shape(model: str) -> tuple[int, int, int]:
         c = json.loads(config.read_text())
         return c["hidden_size"], c["num_hidden_layers"], c["vocab_size"]
     return KNOWN_SHAPES.get(model, KNOWN_SHAPES["xlm-roberta-large"])
+
+
+def layer_work(model: str) -> int:
+    """Per-token compute of the encoder's layers, ``layers x 12 h^2`` (what training speed scales with)."""
+    h, layers, _ = model_shape(model)
+    return layers * 12 * h * h
 
 
 def base_parameters(model: str) -> int:
@@ -576,10 +618,11 @@ class CostModel:
 
     def __init__(self, recipe: Recipe, out: Path, model: str):
         self.recipe, self.model = recipe, model
-        self.done = {}
+        self.done, self.group = {}, {}
         for path in (out / "cells").glob("*/done.json"):
-            with contextlib.suppress(ValueError, OSError):
-                self.done[path.parent.name] = json.loads(path.read_text())
+            with contextlib.suppress(ValueError, OSError, TypeError, KeyError):
+                record, cell = json.loads(path.read_text()), Cell(**json.loads((path.parent / "cell.json").read_text()))
+                self.done[path.parent.name], self.group[path.parent.name] = record, _group(cell)
         speeds = [d["train"]["tokens_per_second"] for d in self.done.values()
                   if d.get("train", {}).get("tokens_per_second")]
         self.tokens_per_second = statistics.median(speeds) if speeds else recipe.cost.tokens_per_second
@@ -588,9 +631,21 @@ class CostModel:
         self.sizes = Fingerprints(strict=False)
 
     def _like(self, cell: Cell, key: str) -> list:
-        """``key`` of the finished cells of the same kind and task."""
-        return [d[key] for d in self.done.values()
-                if d.get("kind") == cell.kind and d.get("task") == cell.task and d.get(key) is not None]
+        """``key`` of the finished cells of the same kind, task and base model (evaluations: with or
+        without perturbed inputs, which take twice as long)."""
+        return [d[key] for i, d in self.done.items() if d.get(key) is not None and self.group.get(i) == _group(cell)]
+
+    def speed(self, model: str) -> float:
+        """Padded training tokens/s on ``model``: measured on it, else a measured (or the assumed) speed of
+        another model scaled by their per-token compute; ``cost.tokens_per_second`` is the first model's."""
+        measured = {}
+        for i, d in self.done.items():
+            if d.get("train", {}).get("tokens_per_second"):
+                measured.setdefault(self.group[i][2], []).append(d["train"]["tokens_per_second"])
+        if model in measured:
+            return statistics.median(measured[model])
+        ref, tps = next(((m, statistics.median(v)) for m, v in measured.items()), (self.model, self.tokens_per_second))
+        return tps * layer_work(ref) / layer_work(model)
 
     def train_examples(self, task: str, data_dir: str | None, data_hash) -> int:
         spec = get_task(task)
@@ -615,7 +670,8 @@ class CostModel:
             if done:
                 return Estimate(done["seconds"], done.get("disk_bytes", 0))
             like = self._like(cell, "seconds")
-            return Estimate(statistics.median(like) if like else 60 * self.recipe.cost.eval_minutes, 0)
+            clean = 60 * self.recipe.cost.eval_minutes * layer_work(cell.run["model"]) / layer_work(self.model)
+            return Estimate(statistics.median(like) if like else clean * (2 if cell.identity.get("perturb") else 1), 0)
         if done:
             return Estimate(done["seconds"], done["disk_bytes"])
         cfg = cell.run["config"]
@@ -627,19 +683,27 @@ class CostModel:
             batches = math.ceil(examples / cfg["batch_size"])
             steps = max(1, math.ceil(math.ceil(batches / cfg["grad_accum"]) * cfg["epochs"]))
         max_length = cfg["max_length"] or spec.max_length
-        seconds = steps * cfg["batch_size"] * cfg["grad_accum"] * max_length / self.tokens_per_second
+        seconds = steps * cfg["batch_size"] * cfg["grad_accum"] * max_length / self.speed(cfg["model"])
         disks = self._like(cell, "disk_bytes")
         return Estimate(seconds, statistics.median(disks) if disks else
-                        4 * module_parameters(cfg, self.model, len(spec.members) or 1))
+                        4 * module_parameters(cfg, cfg["model"], len(spec.members) or 1))
 
     def full_finetuning(self, cells: list[Cell], estimates: dict) -> dict:
         """The same grid with every training cell fine-tuning the whole base: its time x FULL_FT_TIME and
         a full checkpoint (4 bytes per parameter) per training cell."""
-        base = next((d["base_parameters"] for d in self.done.values() if d.get("base_parameters")),
-                    base_parameters(self.model))
+        def base(model: str) -> int:
+            return next((d["base_parameters"] for i, d in self.done.items()
+                         if d.get("base_parameters") and self.group[i][2] == model), None) or base_parameters(model)
+
         factor = 1 if self.recipe.module.get("method") == "full" else FULL_FT_TIME
         return {"seconds": sum(estimates[c.id].seconds * (1 if c.kind == "evaluate" else factor) for c in cells),
-                "disk": sum(4 * base for c in cells if c.kind != "evaluate")}
+                "disk": sum(4 * base(c.run["config"]["model"]) for c in cells if c.kind != "evaluate")}
+
+
+def _group(cell: Cell) -> tuple:
+    """Cells whose cost is alike: kind, task, base model (as run), and for evaluations whether perturbed."""
+    model = cell.run["config"]["model"] if "config" in cell.run else cell.run.get("model")
+    return cell.kind, cell.task, model, bool(cell.identity.get("perturb"))
 
 
 # ---------------------------------------------------------------- dry run and Slurm
@@ -662,7 +726,8 @@ def describe(recipe: Recipe, cells: list[Cell], out: Path, echo) -> None:
     costs.sizes.save()
     index = {c.id: n for n, c in enumerate(cells, 1)}
     echo(f"plan: {recipe.path} -> {out}: {len(cells)} cells ({recipe.module.get('method', 'seq_bn')} modules on "
-         f"{recipe.model}, seeds {', '.join(map(str, recipe.seeds))})")
+         f"{', '.join(recipe.models)}, seeds {', '.join(map(str, recipe.seeds))}"
+         + (f", {len(recipe.ladder)} perturbation steps" if recipe.ladder else "") + ")")
     rows = [("#", "cell", "after", "state", "GPU-h", "disk")]
     for c in cells:
         e = estimates[c.id]

@@ -37,6 +37,8 @@ class Evaluate:
     batch_size: int = 64
     layer: int | None = None  # retrieval: hidden layer to pool [the default of adapterxfer evaluate]
     labels_dir: str | None = None  # XTREME-layout labels for tasks whose evaluated files carry none
+    perturb: list = field(default_factory=list)  # a ladder: steps, each a list of NAME:RATE, one cell per step
+    perturb_seed: int = 0  # the noise's seed, the same for every module (paired comparisons)
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Slurm:
 class Recipe:
     path: str
     name: str
-    model: str
+    model: Any  # one base model, or a list of them (a model sweep)
     seeds: list
     module: dict
     train: dict
@@ -77,6 +79,15 @@ class Recipe:
     description: str = ""
     benchmark: str = "xtreme"  # whose target tasks and language sets: xtreme or xtreme-r
 
+    @property
+    def models(self) -> list[str]:
+        return models_of(self.model)
+
+    @property
+    def ladder(self) -> list[list[str]]:
+        """The perturbation ladder's steps, each as a list of ``NAME:RATE`` strings."""
+        return [[step] if isinstance(step, str) else list(step) for step in self.evaluate.perturb]
+
     def settings(self, task: str) -> dict:
         """The TrainConfig values of a training cell for ``task`` (module, shared, then per-task settings);
         a per-task ``data_dir`` stays in it."""
@@ -87,8 +98,14 @@ class Recipe:
         return asdict(self)
 
 
-_SECTIONS = {"name": str, "description": str, "benchmark": str, "model": str, "seeds": list, "module": dict,
-             "train": dict, "intermediate": dict, "targets": dict, "evaluate": dict, "cost": dict, "slurm": dict}
+def models_of(model) -> list[str]:
+    """The base models of a recipe's ``model`` value (one name or a list)."""
+    return list(model) if isinstance(model, list) else [model]
+
+
+_SECTIONS = {"name": str, "description": str, "benchmark": str, "model": (str, list), "seeds": list,
+             "module": dict, "train": dict, "intermediate": dict, "targets": dict, "evaluate": dict, "cost": dict,
+             "slurm": dict}
 _TRAIN_TYPES = {f.name: f.type for f in fields(TrainConfig)}
 
 
@@ -220,9 +237,19 @@ class _Reader:
         top = self.mapping(data, (), _SECTIONS)
         for key, kind in _SECTIONS.items():
             if key in top and top[key] is not None and not isinstance(top[key], kind):
-                raise self.error((key,), f"expected {kind.__name__}, got {_kind(top[key])}")
+                names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+                raise self.error((key,), f"expected {names}, got {_kind(top[key])}")
         if not top.get("model"):
-            raise self.error(("model",), "required: the base model (hub id, local folder, or 'demo')")
+            raise self.error(("model",), "required: the base model (hub id, local folder, or 'demo'), or a list "
+                                         "of them")
+        model = top["model"]
+        if isinstance(model, list):
+            for i, name in enumerate(model):
+                if not self.typed(name, "str", ("model", i)):
+                    raise self.error(("model", i), "empty model name")
+            if len(set(model)) != len(model):
+                raise self.error(("model",), "a model is listed twice")
+            model = model[0] if len(model) == 1 else model  # [m] plans the same cells as m
         seeds = top.get("seeds", [42])
         for i, seed in enumerate(seeds):
             self.typed(seed, "int", ("seeds", i))
@@ -242,7 +269,7 @@ class _Reader:
         recipe = Recipe(
             path=str(self.path), name=self.typed(top.get("name", self.path.stem), "str", ("name",)),
             description=top.get("description") or "", benchmark=self.benchmark(top.get("benchmark")),
-            model=top["model"], seeds=list(seeds),
+            model=model, seeds=list(seeds),
             module=module, train=train,
             intermediate_data=self.typed(inter.get("data_dir"), "str | None", ("intermediate", "data_dir")),
             baseline=self.typed(inter.get("baseline", True), "bool", ("intermediate", "baseline")),
@@ -298,12 +325,55 @@ class _Reader:
                 other = [l for l in chosen if l not in bench.languages(task)]
                 if other:
                     raise self.error(at, f"{task} has no {', '.join(other)} in {bench.title} (see benchmark:)")
+        self.check_ladder(r)
+        self.check_models(r)
         if r.slurm.gpus_per_cell != 1:
             raise self.error(("slurm", "gpus_per_cell"), "must be 1: a cell trains in one process "
                                                          "(adapterxfer.training has no multi-GPU data parallelism)")
         for key in ("sbatch", "setup"):
             for i, line in enumerate(getattr(r.slurm, key)):
                 self.typed(line, "str", ("slurm", key, i))
+
+
+    def check_ladder(self, r: Recipe) -> None:
+        """Each step of ``evaluate.perturb``: NAME:RATE operations as ``adapterxfer evaluate --perturb`` takes."""
+        from .perturb import parse
+
+        seen = set()
+        for i, step in enumerate(r.evaluate.perturb):
+            at = ("evaluate", "perturb", i)
+            ops = [step] if isinstance(step, str) else step
+            if not isinstance(ops, list) or not ops:
+                raise self.error(at, f"a ladder step is a list of NAME:RATE (e.g. [char_swap:0.1]), got {_kind(step)}")
+            for j, op in enumerate(ops):
+                here = at + (j,) if ops is step else at
+                if not isinstance(op, str):
+                    raise self.error(here, f"expected NAME:RATE, got {_kind(op)} {op!r}")
+                try:
+                    parse([op])
+                except UserError as e:
+                    raise self.error(here, str(e).removeprefix("--perturb ")) from None
+            key = tuple(str(p) for p in parse(ops))
+            if key in seen:
+                raise self.error(at, f"step {', '.join(key)} is listed twice")
+            seen.add(key)
+
+    def check_models(self, r: Recipe) -> None:
+        """A sweep's models: no fixed retrieval layer across depths, and a backend that takes each model."""
+        from .basemodel import ADAPTERS_TYPES, known_type
+
+        if len(r.models) > 1 and r.evaluate.layer is not None:
+            raise self.error(("evaluate", "layer"), "one layer cannot fit models of different depths: leave it "
+                                                    "unset (each model pools 14/24 of its depth, as XTREME)")
+        if r.module.get("backend", "adapters") != "adapters" or r.module.get("method") == "full":
+            return
+        for i, model in enumerate(r.models):
+            kind = known_type(model)
+            if kind is not None and kind not in ADAPTERS_TYPES:
+                at = ("model", i) if isinstance(r.model, list) else ("model",)
+                raise self.error(at, f"{model} (model type {kind}) has no model class in the adapters library "
+                                     f"(it has {', '.join(ADAPTERS_TYPES)}): use module.backend: peft with "
+                                     f"method: lora")
 
 
 class _AnyKey:

@@ -20,9 +20,10 @@ import click
 
 from .errors import UserError, friendly
 from .fileio import write_text
-from .grid import FULL_FT_TIME, Cell, _du, _size, base_parameters, read_plan
+from .grid import FULL_FT_TIME, Cell, _du, _size, _slug, base_parameters, read_plan
 from .metrics import mean
 from .languages import GROUPINGS, group_languages
+from .recipes import models_of
 from .score import QA_TASKS, TASKS as XTREME_ORDER
 from .tasks import BENCHMARKS, get_task
 
@@ -70,8 +71,30 @@ class Table:
         return here.mean - base.mean
 
 
-def collect(out: str | Path) -> tuple[dict, list[Cell], Table]:
-    """The table of a run folder, read from its plan and its cells' results files."""
+def _why(cell: Cell, out: Path, by_id: dict) -> str | None:
+    """None if done, else why not: its failure, the failure of a cell it needs, or not run yet."""
+    folder = cell.folder(out)
+    if (folder / "done.json").is_file():
+        return None
+    if (folder / "failed.json").is_file():
+        return "failed: " + json.loads((folder / "failed.json").read_text())["error"]
+    for dep in cell.deps:
+        reason = _why(by_id[dep], out, by_id)
+        if reason and reason != "not run yet":
+            return f"needs {dep}, which {reason}" if reason.startswith("failed") else reason
+    return "not run yet"
+
+
+def _evaluations(recipe: dict, cells: list[Cell], model: str | None) -> list[Cell]:
+    """The evaluation cells of ``model`` (a sweep's; None: the first model), clean and perturbed."""
+    models = models_of(recipe["model"])
+    model = model or models[0]
+    return [c for c in cells if c.kind == "evaluate" and (len(models) == 1 or c.model == model)]
+
+
+def collect(out: str | Path, model: str | None = None) -> tuple[dict, list[Cell], Table]:
+    """The table of a run folder (of ``model`` in a model sweep; default: its first), read from its plan
+    and its cells' results files; evaluations of perturbed inputs are left to :func:`robustness`."""
     out = Path(out)
     recipe, cells = read_plan(out)
     rows = (["baseline"] if recipe["baseline"] else []) + list(recipe["intermediates"])
@@ -80,25 +103,12 @@ def collect(out: str | Path) -> tuple[dict, list[Cell], Table]:
     entries = {(r, c): Entry() for r in rows for c in columns}
     by_id = {c.id: c for c in cells}
 
-    def why(cell: Cell) -> str | None:
-        """None if done, else why not: its failure, the failure of a cell it needs, or not run yet."""
-        folder = cell.folder(out)
-        if (folder / "done.json").is_file():
-            return None
-        if (folder / "failed.json").is_file():
-            return "failed: " + json.loads((folder / "failed.json").read_text())["error"]
-        for dep in cell.deps:
-            reason = why(by_id[dep])
-            if reason and reason != "not run yet":
-                return f"needs {dep}, which {reason}" if reason.startswith("failed") else reason
-        return "not run yet"
-
-    for cell in cells:
-        if cell.kind != "evaluate":
+    for cell in _evaluations(recipe, cells, model):
+        if cell.identity.get("perturb"):
             continue
         entry = entries[(cell.row, cell.task)]
         folder = cell.folder(out)
-        reason = why(cell)
+        reason = _why(cell, out, by_id)
         if reason:
             entry.missing.append((cell.id, reason))
             continue
@@ -119,6 +129,45 @@ def collect(out: str | Path) -> tuple[dict, list[Cell], Table]:
     table = Table(recipe["name"], rows, columns + [AVERAGE], recipe["seeds"], entries, recipe["evaluate"]["split"],
                   benchmark.name)
     return recipe, cells, table
+
+
+@dataclass
+class Robustness:
+    """A ladder's results: per (row, task, step) the perturbed score and the drop (clean − perturbed,
+    as zeroshot's ``drop``, in the table's metric) of each seed, read from the step cells' results.json."""
+
+    table: Table  # the clean table of the same model
+    steps: list  # each step's name, e.g. "char_swap:0.1" or "char_swap:0.1 + word_drop:0.1"
+    perturbed: dict  # (row, task, step) -> Entry
+    drop: dict  # (row, task, step) -> Entry
+
+
+def robustness(out: str | Path, model: str | None = None) -> Robustness | None:
+    """The perturbation ladder of a run folder (of ``model`` in a sweep); None without a ladder."""
+    out = Path(out)
+    recipe, cells, table = collect(out, model)
+    by_id = {c.id: c for c in cells}
+    mine = [c for c in _evaluations(recipe, cells, model) if c.identity.get("perturb")]
+    if not mine:
+        return None
+    steps = list(dict.fromkeys(" + ".join(c.identity["perturb"]) for c in mine))
+    keys = [(r, t, s) for r in table.rows for t in table.columns[:-1] for s in steps]
+    perturbed, drop = {k: Entry() for k in keys}, {k: Entry() for k in keys}
+    for cell in mine:
+        key = (cell.row, cell.task, " + ".join(cell.identity["perturb"]))
+        reason = _why(cell, out, by_id)
+        if not reason:
+            results = json.loads((cell.folder(out) / "eval" / "results.json").read_text())
+            clean, noisy = results["scores"].get("avg_metric"), results.get("perturbed_scores", {}).get("avg_metric")
+            reason = None if clean is not None and noisy is not None else \
+                f"no labels for its {results['split']} files: pass evaluate.labels_dir"
+        if reason:
+            perturbed[key].missing.append((cell.id, reason))
+            drop[key].missing.append((cell.id, reason))
+            continue
+        perturbed[key].scores[cell.seed] = noisy
+        drop[key].scores[cell.seed] = clean - noisy
+    return Robustness(table, steps, perturbed, drop)
 
 
 def _header(column: str, n_columns: int, benchmark: str = "xtreme") -> str:
@@ -158,15 +207,16 @@ def markdown(table: Table, intervals: dict | None = None) -> tuple[str, list[str
     return "\n".join(lines), notes
 
 
-def csv_text(table: Table, intervals: dict | None = None) -> str:
+def csv_text(table: Table, intervals: dict | None = None, model: str | None = None) -> str:
     """One line per row; per column its mean, std, delta against the baseline, seeds scored and missing;
-    with ``intervals``, the delta's 95% bootstrap interval and whether it excludes zero."""
+    with ``intervals``, the delta's 95% bootstrap interval and whether it excludes zero; with ``model``
+    (a sweep), a first column naming it."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     keys = ("mean", "std", "delta", "seeds", "missing") + (("ci_low", "ci_high", "significant") if intervals else ())
-    w.writerow(["row"] + [f"{c}_{k}" for c in table.columns for k in keys])
+    w.writerow(["model"] * bool(model) + ["row"] + [f"{c}_{k}" for c in table.columns for k in keys])
     for row in table.rows:
-        values = [row]
+        values = [model] * bool(model) + [row]
         for column in table.columns:
             e = table.entries[(row, column)]
             values += [_num(e.mean), _num(e.std), _num(table.delta(row, column)), len(e.scores), len(e.missing)]
@@ -180,6 +230,42 @@ def csv_text(table: Table, intervals: dict | None = None) -> str:
 
 def _num(value: float | None) -> str:
     return "" if value is None else repr(value)
+
+
+def robustness_markdown(r: Robustness) -> tuple[str, list[str]]:
+    """Per task: each row's clean score and, per ladder step, the perturbed score and the drop
+    (clean − perturbed, mean ± std over seeds); and what is missing."""
+    parts, notes = [], []
+    for task in r.table.columns[:-1]:
+        lines = [f"**{_header(task, 0)}**", "", "| intermediate task | clean | " + " | ".join(r.steps) + " |",
+                 "|---|" + "---:|" * (len(r.steps) + 1)]
+        for row in r.table.rows:
+            e = r.table.entries[(row, task)]
+            cells = [f"{e.mean:.1f}" + (f" ± {e.std:.1f}" if e.std is not None else "") if e.complete else "missing"]
+            for step in r.steps:
+                p, d = r.perturbed[(row, task, step)], r.drop[(row, task, step)]
+                cells.append(f"{p.mean:.1f} (drop {d.mean:.1f}" + (f" ± {d.std:.1f}" if d.std is not None else "")
+                             + ")" if p.complete else "missing")
+                notes += [f"{row} / {task} / {step}: {cell_id}: {why}" for cell_id, why in p.missing]
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts), notes
+
+
+def robustness_csv(ladders: dict) -> str:
+    """One line per model, row, task and step: clean, perturbed and drop (mean, std), seeds, missing."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["model", "row", "task", "step", "clean_mean", "perturbed_mean", "perturbed_std", "drop_mean",
+                "drop_std", "seeds", "missing"])
+    for model, r in ladders.items():
+        for row in r.table.rows:
+            for task in r.table.columns[:-1]:
+                for step in r.steps:
+                    p, d = r.perturbed[(row, task, step)], r.drop[(row, task, step)]
+                    w.writerow([model, row, task, step, _num(r.table.entries[(row, task)].mean), _num(p.mean),
+                                _num(p.std), _num(d.mean), _num(d.std), len(p.scores), len(p.missing)])
+    return buf.getvalue()
 
 
 def heatmap(table: Table, path: Path) -> bool:
@@ -224,7 +310,7 @@ def cost(recipe: dict, cells: list[Cell], out: Path) -> dict:
     files = [c.folder(out) / "done.json" for c in cells]
     done = [json.loads(f.read_text()) for f in files if f.is_file()]
     training = [d for d in done if d["kind"] != "evaluate"]
-    base = next((d["base_parameters"] for d in training), None) or base_parameters(recipe["model"])
+    base = next((d["base_parameters"] for d in training), None) or base_parameters(models_of(recipe["model"])[0])
     seconds = {k: sum(d["seconds"] for d in done if (d["kind"] == "evaluate") == (k == "evaluate"))
                for k in ("training", "evaluate")}
     trainable = {k: round(statistics.mean(d["trainable_parameters"] for d in training if d["kind"] == k))
@@ -407,48 +493,78 @@ def write_report(out: str | Path, output: str | Path | None = None, group_by=(),
     out = Path(out)
     output = Path(output) if output else out / "report"
     recipe, cells, table = collect(out)
-    scored = _scored(out, cells) if group_by or significance else {}
-    intervals = bootstrap(out, table, scored, samples, seed) if significance else None
-    text, notes = markdown(table, intervals)
+    models = models_of(recipe["model"])
+    sweep = len(models) > 1
+    tables = {m: collect(out, m)[2] for m in models} if sweep else {models[0]: table}
+    ladders = {m: r for m in models if (r := robustness(out, m if sweep else None))}
+    scored = {m: _scored(out, [c for c in _evaluations(recipe, cells, m) if not c.identity.get("perturb")])
+              for m in tables} if group_by or significance else {}
+    intervals = {m: bootstrap(out, t, scored[m], samples, seed) for m, t in tables.items()} if significance else {}
     c = cost(recipe, cells, out)
-    png = output / "deltas.png"
-    has_png = heatmap(table, png)
     seeds = ", ".join(map(str, table.seeds))
     langs = recipe["evaluate"]["languages"]
     title = BENCHMARKS[table.benchmark].title
     fewer = "" if langs == "all" else f" Fewer languages than {title}'s, so not comparable to its averages: " + \
         ", ".join(f"{t} {len(v)} of {len(get_task(t).languages_in(table.benchmark))}" for t, v in langs.items()) + "."
+    base = "frozen base models, one table each" if sweep else \
+        f"a frozen {'tiny demo model' if recipe['model'] == 'demo' else recipe['model']}"
     md = [f"# {table.name}: zero-shot cross-lingual transfer after English intermediate-task training", "",
-          f"{recipe['module'].get('method', 'seq_bn')} modules on a frozen "
-          f"{'tiny demo model' if recipe['model'] == 'demo' else recipe['model']}. Scores (%) on the "
+          f"{recipe['module'].get('method', 'seq_bn')} modules on {base}. Scores (%) on the "
           f"{table.split} set of each language (tasks without one: their test set), averaged over languages as "
           f"XTREME does (QA: the mean of F1 and EM); mean ± std over seeds {seeds}; in brackets the change "
-          f"against the baseline.{fewer}", "", text, ""]
-    if intervals is not None:
+          f"against the baseline.{fewer}", ""]
+    if significance:
         md += [f"\\* the 95% interval of the delta excludes zero (paired bootstrap over evaluation examples, "
                f"{samples} resamples per language, seeds averaged; intervals in table.csv).", ""]
-        md += [f"- no interval for {row} / {task}: {iv.reason}" for (row, task), iv in intervals.items() if iv.reason]
-        md += [""] if any(iv.reason for iv in intervals.values()) else []
+    notes, pngs = [], []
+    for model, t in tables.items():
+        text, missing = markdown(t, intervals.get(model))
+        png = output / (f"deltas-{_slug(model)}.png" if sweep else "deltas.png")
+        if heatmap(t, png):
+            pngs.append(png)
+        md += ([f"## {model}", ""] if sweep else []) + [text, ""]
+        reasons = [f"- no interval for {row} / {task}: {iv.reason}"
+                   for (row, task), iv in intervals.get(model, {}).items() if iv.reason]
+        md += reasons + ([""] if reasons else [])
+        notes += [f"{model}: {n}" for n in missing] if sweep else missing
     if notes:
         md += [f"Missing or partial ({len(notes)}); rerun `adapterxfer grid {recipe['path']} --out {out}`:", "",
                *(f"- {n}" for n in notes), ""]
+    if ladders:
+        md += ["## Robustness", "", f"Inputs perturbed with seed {recipe['evaluate'].get('perturb_seed', 0)} (the "
+               f"same noise for every module; labels untouched): per ladder step the perturbed score and, in "
+               f"brackets, the drop, clean − perturbed, mean ± std over seeds.", ""]
+        for model, r in ladders.items():
+            text, missing = robustness_markdown(r)
+            md += ([f"### {model}", ""] if sweep else []) + [text, ""]
+            if missing:
+                md += [f"Missing ({len(missing)}):", "", *(f"- {n}" for n in missing), ""]
+            notes += missing
     md += ["## Cost", "", f"{c['cells_done']} of {c['cells']} cells finished.", "", cost_markdown(c), ""]
-    if has_png:
-        md += [f"![deltas]({png.name})", ""]
+    md += [f"![deltas]({png.name})" for png in pngs] + ([""] if pngs else [])
     write_text(output / "table.md", "\n".join(md))
-    write_text(output / "table.csv", csv_text(table, intervals))
-    files = [output / "table.md", output / "table.csv"] + ([png] if has_png else [])
-    result = {"markdown": "\n".join(md), "table": table, "cost": c, "notes": notes, "intervals": intervals,
-              "groups": {}}
+    write_text(output / "table.csv", "".join(csv_text(t, intervals.get(m), m if sweep else None).split("\n", 1)[n > 0]
+                                             for n, (m, t) in enumerate(tables.items())))
+    files = [output / "table.md", output / "table.csv"]
+    if ladders:
+        write_text(output / "robustness.csv", robustness_csv(ladders))
+        files.append(output / "robustness.csv")
+    result = {"markdown": "\n".join(md), "table": table, "tables": tables, "robustness": ladders, "cost": c,
+              "notes": notes, "intervals": intervals.get(models[0]) if significance else None, "groups": {}}
     for by in group_by:
-        tables, csv_, group_notes = grouped(table, scored, by)
-        text = "\n".join([f"# {table.name} by language {by}", "", _GROUPED_INTRO[by], "", tables, "",
-                          *(f"- {n}" for n in group_notes + notes), ""])
+        blocks, csvs, group_notes = [], [], []
+        for n, (model, t) in enumerate(tables.items()):
+            text, csv_, found = grouped(t, scored[model], by)
+            blocks += ([f"## {model}", ""] if sweep else []) + [text, ""]
+            csvs.append(csv_.split("\n", 1)[n > 0])
+            group_notes += [f"{model}: {x}" for x in found] if sweep else found
+        text = "\n".join([f"# {table.name} by language {by}", "", _GROUPED_INTRO[by], "", *blocks,
+                          *(f"- {x}" for x in group_notes + notes), ""])
         write_text(output / f"by-{by}.md", text)
-        write_text(output / f"by-{by}.csv", csv_)
+        write_text(output / f"by-{by}.csv", "".join(csvs))
         result["groups"][by] = {"markdown": text, "notes": group_notes}
         files += [output / f"by-{by}.md", output / f"by-{by}.csv"]
-    return {**result, "files": files}
+    return {**result, "files": files + pngs}
 
 
 _GROUPED_INTRO = {by: f"Per task, each row's score averaged over the languages of each {what} (in brackets how many "

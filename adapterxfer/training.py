@@ -303,6 +303,8 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     method = cfg.method_config()
     modules.check(method, len(tasks.members(spec)))
     base_config = basemodel.load_config(cfg.model)
+    if method.method != "full":
+        basemodel.check_backend(base_config, method.backend)
     tokenizer = basemodel.load_tokenizer(cfg.model)
     inters = [modules.read_module(p) for p in cfg.intermediates]
     modules.check_fits(inters, basemodel.config_hash(base_config), cfg.model, method.backend)

@@ -55,6 +55,7 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     out = Path(output)
     if spec.format == "retrieval":
         encoder = modules.load_encoder(model, module_dir if card else None)
+        layer = layer if layer is not None else retrieval.retrieval_layer(encoder.model.config.num_hidden_layers)
         run_lang = _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer)
     else:
         backend = modules.load_trained(module_dir, model)
@@ -87,6 +88,8 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
                "model": model, "languages": langs,
                "missing_languages": [l for l in languages_list(spec, languages, benchmark) if l not in langs],
                "scores": clean, "warnings": getattr(scores[out], "warnings", [])}
+    if spec.format == "retrieval":
+        results["layer"] = layer  # index into hidden_states (0: embeddings)
     if ops:
         noisy = scores[out / "perturbed"].get(spec.name, {})
         results.update(perturbations=[str(op) for op in ops], seed=seed, perturbed_scores=noisy,
@@ -264,7 +267,6 @@ def _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer):
     tokenizer = basemodel.load_tokenizer(model)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder.model.to(device)
-    layer = layer if layer is not None else retrieval.retrieval_layer(encoder.model.config.num_hidden_layers)
 
     def embed(sentences):
         feats = tokenize("classification", [{"text_a": s or " ", "text_b": None, "label": None} for s in sentences],
