@@ -543,8 +543,8 @@ def write_report(out: str | Path, output: str | Path | None = None, group_by=(),
     md += ["## Cost", "", f"{c['cells_done']} of {c['cells']} cells finished.", "", cost_markdown(c), ""]
     md += [f"![deltas]({png.name})" for png in pngs] + ([""] if pngs else [])
     write_text(output / "table.md", "\n".join(md))
-    write_text(output / "table.csv", "".join(csv_text(t, intervals.get(m), m if sweep else None).split("\n", 1)[n > 0]
-                                             for n, (m, t) in enumerate(tables.items())))
+    write_text(output / "table.csv", _concat_csv([csv_text(t, intervals.get(m), m if sweep else None)
+                                                  for m, t in tables.items()]))
     files = [output / "table.md", output / "table.csv"]
     if ladders:
         write_text(output / "robustness.csv", robustness_csv(ladders))
@@ -553,18 +553,23 @@ def write_report(out: str | Path, output: str | Path | None = None, group_by=(),
               "notes": notes, "intervals": intervals.get(models[0]) if significance else None, "groups": {}}
     for by in group_by:
         blocks, csvs, group_notes = [], [], []
-        for n, (model, t) in enumerate(tables.items()):
+        for model, t in tables.items():
             text, csv_, found = grouped(t, scored[model], by)
             blocks += ([f"## {model}", ""] if sweep else []) + [text, ""]
-            csvs.append(csv_.split("\n", 1)[n > 0])
+            csvs.append(csv_)
             group_notes += [f"{model}: {x}" for x in found] if sweep else found
         text = "\n".join([f"# {table.name} by language {by}", "", _GROUPED_INTRO[by], "", *blocks,
                           *(f"- {x}" for x in group_notes + notes), ""])
         write_text(output / f"by-{by}.md", text)
-        write_text(output / f"by-{by}.csv", "".join(csvs))
+        write_text(output / f"by-{by}.csv", _concat_csv(csvs))
         result["groups"][by] = {"markdown": text, "notes": group_notes}
         files += [output / f"by-{by}.md", output / f"by-{by}.csv"]
     return {**result, "files": files + pngs}
+
+
+def _concat_csv(texts: list[str]) -> str:
+    """CSV texts with the same header as one: the first whole, the others without their header line."""
+    return "".join(t if n == 0 else t.split("\n", 1)[1] for n, t in enumerate(texts))
 
 
 _GROUPED_INTRO = {by: f"Per task, each row's score averaged over the languages of each {what} (in brackets how many "

@@ -16,7 +16,7 @@ from adapterxfer.metrics import tagging_f1
 from adapterxfer.report import write_report
 from adapterxfer.score import TASKS as XTREME, score_folder
 from adapterxfer.significance import paired_bootstrap, tagging_counts
-from adapterxfer.tasks import TASKS
+from adapterxfer.tasks import BENCHMARKS, TASKS
 
 SEEDS = [1, 2]
 LANGS = {"xnli": ["de", "fr", "ru", "sw"], "udpos": ["de", "fr", "ja"], "xquad": ["de", "el", "th"],
@@ -26,9 +26,12 @@ POS = ["NOUN", "VERB", "ADJ", "SCONJ", "CCONJ"]
 
 def test_every_task_language_is_in_the_table():
     for spec in TASKS.values():
-        assert not [lang for lang in spec.languages if lang not in languages.LANGUAGES], spec.name
+        for bench in BENCHMARKS:
+            missing = [lang for lang in spec.languages_in(bench) if lang not in languages.LANGUAGES]
+            assert not missing, (spec.name, bench)
     assert set("az gu ht lt pa pl qu ro uk wo".split()) <= set(languages.LANGUAGES)  # XTREME-R's additions
-    xtreme = {lang for t in XTREME.values() for lang in t.languages}
+    assert len(BENCHMARKS["xtreme-r"].all_languages) == 50
+    xtreme = set(BENCHMARKS["xtreme"].all_languages)
     assert len(xtreme) == 40
     # XTREME's paper: its 40 languages span 12 families and two isolates (Basque, Korean)
     assert len(languages.group_languages(sorted(xtreme), "family")[0]) == 14
