@@ -548,7 +548,8 @@ def _settle(cell: Cell, state: str, out: Path, result: Outcome, echo, how: str) 
 PUBLISHED_TRAIN = {"anli_plus": 1104934, "mnli": 392702, "qqp": 363846, "squad_v1": 87599, "squad_v2": 130319,
                    "hellaswag": 39905, "commonsenseqa": 9741, "cosmosqa": 25262, "socialiqa": 33410,
                    "ccg": 39604, "xnli": 392702, "pawsx": 49401, "udpos": 21253, "panx": 20000,
-                   "xquad": 87599, "mlqa": 87599, "tydiqa": 3696}
+                   "xquad": 87599, "mlqa": 87599, "tydiqa": 3696, "copa": 400, "arc_easy": 2251,
+                   "arc_challenge": 1119, "xcopa": 400}
 #: (hidden size, layers, vocabulary) of hub models whose config may not be at hand offline, from their
 #: config.json files (XL: transformers' XLMRobertaXLConfig defaults, written for facebook/xlm-roberta-xl).
 KNOWN_SHAPES = {"xlm-roberta-large": (1024, 24, 250002), "xlm-roberta-base": (768, 12, 250002),
