@@ -209,7 +209,7 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
 
     def add(kind, row, task, seed, deps, identity, run, step: str = "") -> Cell:
         h = sha256_json({**identity, "versions": versions})[:12]
-        name = f"inter-{task}" if kind == "intermediate" else f"{KINDS[kind]}-{row}-{task}"
+        name = f"inter-{row}" if kind == "intermediate" else f"{KINDS[kind]}-{row}-{task}"
         name += f"-{_slug(model)}" if sweep else ""
         name += f"-{step}" if step else ""
         name += f"-s{seed}" if seed is not None else ""
@@ -220,11 +220,11 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
 
     def train_cell(kind, row, task, seed, on: Cell | None) -> Cell:
         spec = get_task(task)
-        settings = recipe.settings(task)
+        settings = recipe.settings(row if kind == "intermediate" else task)
         data_dir = settings.pop("data_dir", None)
         root = paths.intermediate if kind == "intermediate" else paths.target
         if data_dir is None and root is not None:
-            data_dir = root if kind == "target" or spec.members else str(Path(root) / task)
+            data_dir = root if kind == "target" or spec.members else str(Path(root) / row)
         data_dir = data_dir and str(Path(data_dir).expanduser().resolve())
         cfg = TrainConfig(**settings, task=task, model=paths.model, data_dir=data_dir, seed=seed, output="-")
         if data_dir is None:
@@ -287,7 +287,7 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
                 evaluations("baseline", task, None, None)
         for seed in recipe.seeds:
             for row in (["baseline"] if recipe.baseline else []) + list(recipe.intermediates):
-                inter = train_cell("intermediate", row, row, seed, None) if row != "baseline" else None
+                inter = train_cell("intermediate", row, recipe.task_of(row), seed, None) if row != "baseline" else None
                 for task in recipe.targets:
                     if task in retrieval:
                         if inter is not None:

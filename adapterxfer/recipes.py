@@ -13,6 +13,7 @@ model and synthetic data (:mod:`adapterxfer.synthetic`), built on first use.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ class Recipe:
     train: dict
     intermediate_data: str | None
     baseline: bool
-    intermediates: dict  # task -> settings, in row order
+    intermediates: dict  # row -> settings (``task``: the row's task when the row is named otherwise), in row order
     target_data: str | None
     targets: dict  # task -> settings, in column order
     evaluate: Evaluate
@@ -89,10 +90,15 @@ class Recipe:
         return [[step] if isinstance(step, str) else list(step) for step in self.evaluate.perturb]
 
     def settings(self, task: str) -> dict:
-        """The TrainConfig values of a training cell for ``task`` (module, shared, then per-task settings);
-        a per-task ``data_dir`` stays in it."""
+        """The TrainConfig values of a training cell for ``task`` (a target task or an intermediate row:
+        module, shared, then per-task settings); a per-task ``data_dir`` stays in it."""
         per_task = self.intermediates.get(task, self.targets.get(task, {}))
-        return {**self.module, **self.train, **per_task}
+        return {**self.module, **self.train, **{k: v for k, v in per_task.items() if k != "task"}}
+
+    def task_of(self, row: str) -> str:
+        """The intermediate task a row trains: the row's name, or its ``task:`` (e.g. row ``mnli_de``,
+        ``task: mnli`` with ``train_language: de`` and its own ``data_dir``)."""
+        return self.intermediates[row].get("task", row)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -205,19 +211,26 @@ class _Reader:
         out = {}
         for name, settings in value.items():
             here = at + (name,)
+            alias = not target and isinstance(settings, dict) and "task" in settings
+            if alias:  # a second row of the same task, e.g. translated data: mnli_de: {task: mnli, ...}
+                settings = dict(settings)
+                task = self.typed(settings.pop("task"), "str", here + ("task",))
+                if not re.fullmatch(r"[A-Za-z0-9][\w.+-]*", str(name)):
+                    raise self.error(here, "a row name is letters, digits and _ . + (it names folders)")
             try:
-                spec = get_task(str(name))
+                spec = get_task(task if alias else str(name))
             except UserError as e:
-                raise self.error(here, str(e)) from None
+                raise self.error(here + (("task",) if alias else ()), str(e)) from None
             if spec.is_target != target:
                 want = "an XTREME target task" if target else "an intermediate task"
                 raise self.error(here, f"'{spec.name}' is not {want}")
-            if spec.name in out:
-                raise self.error(here, f"'{spec.name}' is listed twice")
+            row = str(name) if alias else spec.name
+            if row in out:
+                raise self.error(here, f"'{row}' is listed twice")
             if spec.format == "retrieval" and settings:
                 raise self.error(here, f"{spec.name} is evaluated by retrieval, without training: give it no "
                                        f"settings (evaluate.layer chooses the layer)")
-            out[spec.name] = self.settings(settings, here, train_keys)
+            out[row] = self.settings(settings, here, train_keys) | ({"task": spec.name} if alias else {})
         if not out:
             raise self.error(at, "no tasks")
         return out
@@ -293,12 +306,13 @@ class _Reader:
         if r.intermediates and r.module.get("method") == "full":
             raise self.error(("module", "method"), "a fully fine-tuned module cannot be stacked under a target "
                                                    "module: method full goes with the baseline row only")
-        for task in [*r.intermediates, *(t for t in r.targets if get_task(t).format != "retrieval")]:
-            at = ("intermediate" if task in r.intermediates else "targets", "tasks", task)
+        for row in [*r.intermediates, *(t for t in r.targets if get_task(t).format != "retrieval")]:
+            at = ("intermediate" if row in r.intermediates else "targets", "tasks", row)
+            task = r.task_of(row) if row in r.intermediates else row
             try:
-                data_dir = r.settings(task).get("data_dir") or \
-                    (r.intermediate_data if task in r.intermediates else r.target_data)
-                cfg = TrainConfig(**{**r.settings(task), "task": task, "output": "-", "data_dir": data_dir})
+                data_dir = r.settings(row).get("data_dir") or \
+                    (r.intermediate_data if row in r.intermediates else r.target_data)
+                cfg = TrainConfig(**{**r.settings(row), "task": task, "output": "-", "data_dir": data_dir})
                 cfg.validate()
                 modules.check(cfg.method_config(), len(get_task(task).members) or 1)
             except UserError as e:

@@ -271,6 +271,11 @@ def test_demo_recipe_as_shipped_uses_the_embedded_assets(tmp_path, monkeypatch, 
     ("model: m\nintermediate:\n  tasks: [multi]\nmodule: {method: lora, backend: peft}\ntargets:\n  tasks: [xnli]\n",
      ":3: intermediate.tasks.multi: multi-task training needs one head per task"),
     ("model: m\ntargets:\n  tasks: [bucc2018]\n  data-dir: 3\n", ":4: targets.data_dir: expected str, got a number 3"),
+    ("model: m\nintermediate:\n  tasks:\n    mnli_de: {task: mnlii}\ntargets:\n  tasks: [xnli]\n",
+     ":4: intermediate.tasks.mnli_de.task: unknown task 'mnlii'"),
+    ("model: m\nintermediate:\n  tasks:\n    mnli_de: {task: mnli, train_language: de}\ntargets:\n  tasks: [xnli]\n",
+     ":4: intermediate.tasks.mnli_de: train_language de: non-English training data comes from local files"),
+    ("model: m\ntargets:\n  tasks:\n    xnli_2: {task: xnli}\n", ":4: targets.tasks.xnli_2: unknown task"),
 ])
 def test_recipe_errors_name_the_file_line_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -278,3 +283,32 @@ def test_recipe_errors_name_the_file_line_and_key(tmp_path, text, message):
     result = grid(path, "--out", tmp_path / "run", "--dry-run")
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {path}{message}"), result.stderr
+
+
+def test_a_row_can_train_its_task_on_other_data_beside_the_english_row(tmp_path, tiny_model_dir, synthetic_data,
+                                                                         xtreme):
+    """English MNLI and a "German" MNLI (here: the English data less one line) as two rows of one grid."""
+    german = tmp_path / "mnli-de"
+    shutil.copytree(synthetic_data / "mnli", german)
+    train = next(german.glob("train.*"))
+    train.write_text("".join(train.read_text(encoding="utf-8").splitlines(keepends=True)[:-1]), encoding="utf-8")
+    path = demo_recipe(tmp_path, tiny_model_dir, synthetic_data, xtreme)
+    r = yaml.safe_load(path.read_text())
+    r["intermediate"]["tasks"]["mnli_de"] = {"task": "mnli", "train_language": "de", "data_dir": str(german),
+                                             "max_steps": 3}
+    path.write_text(yaml.safe_dump(r, sort_keys=False))
+    recipe = load_recipe(path)
+    assert list(recipe.intermediates) == ["mnli", "mnli_de"] and recipe.task_of("mnli_de") == "mnli"
+    cells = plan(recipe, tmp_path / "run")
+    inter = {c.row: c for c in cells if c.kind == "intermediate" and c.seed == recipe.seeds[0]}
+    en, de = inter["mnli"], inter["mnli_de"]
+    assert en.id.startswith("inter-mnli-s") and de.id.startswith("inter-mnli_de-s")
+    assert de.task == en.task == "mnli" and de.run["config"]["task"] == "mnli"
+    assert de.run["config"]["train_language"] == "de" and en.run["config"]["train_language"] == "en"
+    assert de.run["config"]["data_dir"] == str(german) and en.identity["data"] != de.identity["data"]
+    targets = [c for c in cells if c.kind == "target" and c.row == "mnli_de"]
+    assert targets and all(c.deps[0].startswith("inter-mnli_de-") for c in targets if c.seed == recipe.seeds[0])
+    # the English row's cells are those of the recipe without the German row
+    r["intermediate"]["tasks"].pop("mnli_de")
+    path.write_text(yaml.safe_dump(r, sort_keys=False))
+    assert {c.id for c in plan(load_recipe(path), tmp_path / "run")} < {c.id for c in cells}
