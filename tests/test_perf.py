@@ -50,8 +50,18 @@ def run(tmp_path, tiny_model_dir, synthetic_data, name, **settings):
     return train(cfg, progress=False, log=lambda *_: None)
 
 
+@pytest.fixture
+def own_precision():
+    """accelerate keeps one mixed precision per process: let this test set its own, then forget it."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
 def test_bf16_base_trains_fp32_modules_that_reload_in_plain_adapters(tmp_path, tiny_model_dir, synthetic_data,
-                                                                      monkeypatch):
+                                                                      monkeypatch, own_precision):
     from adapters import AutoAdapterModel
 
     seen = {}
