@@ -97,6 +97,12 @@ def training_options(fn):
         click.option("--log-steps", type=int, help="Log every N steps [10]."),
         click.option("--mixed-precision", type=click.Choice(["auto", "no", "bf16", "fp16"]),
                      help="Autocast on GPU [auto: bf16 where supported]."),
+        click.option("--base-dtype", type=click.Choice(["auto", "bf16", "fp32"]),
+                     help="Frozen base weights in bf16 (half the memory; needs bf16 autocast) or fp32 "
+                          "[auto: bf16 when training in bf16 on a GPU]."),
+        click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None,
+                     help="Recompute activations in the backward pass: less memory, about 1/3 more time [off]."),
+        click.option("--compile/--no-compile", default=None, help="torch.compile the model [off]."),
         click.option("--multi-sampling", type=click.Choice(["proportional", "temperature"]),
                      help="Task mixing for 'multi' [proportional]."),
         click.option("--multi-temperature", type=float, help="Sampling temperature for 'multi' [2]."),

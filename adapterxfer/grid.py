@@ -614,10 +614,13 @@ class CostModel:
     files or the published sizes) x batch size x grad accumulation x max length = padded tokens, over
     the run's median measured tokens/s (or ``cost.tokens_per_second``). Evaluation: the median time of
     the run's finished evaluations of the same task (or ``cost.eval_minutes``). Disk: a finished module
-    of the same task and method, else 4 bytes per trainable parameter.
+    of the same task and method, else 4 bytes per trainable parameter. ``tokens_per_second`` and
+    ``full_tokens_per_second`` (measured elsewhere, e.g. by benchmarks/grid_cost.py) replace the recipe's
+    and the run's own speeds; both are the first model's.
     """
 
-    def __init__(self, recipe: Recipe, out: Path, model: str):
+    def __init__(self, recipe: Recipe, out: Path, model: str, tokens_per_second: float | None = None,
+                 full_tokens_per_second: float | None = None):
         self.recipe, self.model = recipe, model
         self.done, self.group = {}, {}
         for path in (out / "cells").glob("*/done.json"):
@@ -626,7 +629,10 @@ class CostModel:
                 self.done[path.parent.name], self.group[path.parent.name] = record, _group(cell)
         speeds = [d["train"]["tokens_per_second"] for d in self.done.values()
                   if d.get("train", {}).get("tokens_per_second")]
-        self.tokens_per_second = statistics.median(speeds) if speeds else recipe.cost.tokens_per_second
+        self.override = tokens_per_second
+        self.tokens_per_second = tokens_per_second or (statistics.median(speeds) if speeds
+                                                       else recipe.cost.tokens_per_second)
+        self.full_tokens_per_second = full_tokens_per_second  # None: FULL_FT_TIME x the module's time
         self.measured = bool(speeds)
         self.measured_on = sorted({d["device"] for d in self.done.values() if d.get("train")})
         self.sizes = Fingerprints(strict=False)
@@ -643,9 +649,10 @@ class CostModel:
         for i, d in self.done.items():
             if d.get("train", {}).get("tokens_per_second"):
                 measured.setdefault(self.group[i][2], []).append(d["train"]["tokens_per_second"])
-        if model in measured:
+        if model in measured and not self.override:
             return statistics.median(measured[model])
-        ref, tps = next(((m, statistics.median(v)) for m, v in measured.items()), (self.model, self.tokens_per_second))
+        ref, tps = next(((m, statistics.median(v)) for m, v in measured.items()), (self.model, self.tokens_per_second)) \
+            if not self.override else (self.model, self.override)
         return tps * layer_work(ref) / layer_work(model)
 
     def train_examples(self, task: str, data_dir: str | None, data_hash) -> int:
@@ -677,27 +684,40 @@ class CostModel:
             return Estimate(done["seconds"], done["disk_bytes"])
         cfg = cell.run["config"]
         spec = get_task(cell.task)
+        seconds = self.padded_tokens(cell) / self.speed(cfg["model"])
+        disks = self._like(cell, "disk_bytes")
+        return Estimate(seconds, statistics.median(disks) if disks else
+                        4 * module_parameters(cfg, cfg["model"], len(spec.members) or 1))
+
+    def padded_tokens(self, cell: Cell) -> int:
+        """Steps x batch size x grad accumulation x max length of a training cell."""
+        cfg = cell.run["config"]
         if cfg["max_steps"]:
             steps = cfg["max_steps"]
         else:
             examples = self.train_examples(cell.task, cfg["data_dir"], cell.identity["data"])
             batches = math.ceil(examples / cfg["batch_size"])
             steps = max(1, math.ceil(math.ceil(batches / cfg["grad_accum"]) * cfg["epochs"]))
-        max_length = cfg["max_length"] or spec.max_length
-        seconds = steps * cfg["batch_size"] * cfg["grad_accum"] * max_length / self.speed(cfg["model"])
-        disks = self._like(cell, "disk_bytes")
-        return Estimate(seconds, statistics.median(disks) if disks else
-                        4 * module_parameters(cfg, cfg["model"], len(spec.members) or 1))
+        return steps * cfg["batch_size"] * cfg["grad_accum"] * (cfg["max_length"] or get_task(cell.task).max_length)
 
     def full_finetuning(self, cells: list[Cell], estimates: dict) -> dict:
-        """The same grid with every training cell fine-tuning the whole base: its time x FULL_FT_TIME and
-        a full checkpoint (4 bytes per parameter) per training cell."""
+        """The same grid with every training cell fine-tuning the whole base: its padded tokens at the
+        measured full fine-tuning speed if given (scaled to each model's compute), else its time x
+        FULL_FT_TIME; a full checkpoint (4 bytes per parameter) per training cell."""
         def base(model: str) -> int:
             return next((d["base_parameters"] for i, d in self.done.items()
                          if d.get("base_parameters") and self.group[i][2] == model), None) or base_parameters(model)
 
         factor = 1 if self.recipe.module.get("method") == "full" else FULL_FT_TIME
-        return {"seconds": sum(estimates[c.id].seconds * (1 if c.kind == "evaluate" else factor) for c in cells),
+
+        def seconds(c: Cell) -> float:
+            if c.kind == "evaluate":
+                return estimates[c.id].seconds
+            if self.full_tokens_per_second:
+                model = c.run["config"]["model"]
+                return self.padded_tokens(c) / (self.full_tokens_per_second * layer_work(self.model) / layer_work(model))
+            return estimates[c.id].seconds * factor
+        return {"seconds": sum(map(seconds, cells)),
                 "disk": sum(4 * base(c.run["config"]["model"]) for c in cells if c.kind != "evaluate")}
 
 
@@ -705,6 +725,29 @@ def _group(cell: Cell) -> tuple:
     """Cells whose cost is alike: kind, task, base model (as run), and for evaluations whether perturbed."""
     model = cell.run["config"]["model"] if "config" in cell.run else cell.run.get("model")
     return cell.kind, cell.task, model, bool(cell.identity.get("perturb"))
+
+
+@dataclass
+class Projection:
+    """What a grid costs: each cell, the cells still to run, and full fine-tuning of the same grid."""
+    costs: CostModel
+    estimates: dict[str, Estimate]
+    seconds: float
+    seconds_left: float
+    disk: int
+    full: dict  # seconds, disk
+
+
+def project(recipe: Recipe, cells: list[Cell], out: Path, model: str | None = None,
+            tokens_per_second: float | None = None, full_tokens_per_second: float | None = None) -> Projection:
+    """The cost model of ``grid --dry-run`` and ``benchmarks/grid_cost.py``: ``model`` (default: the
+    recipe's first) sets the reference shape; the speeds, if given, replace the recipe's and the run's own."""
+    costs = CostModel(recipe, out, model or resolve_paths(recipe).model, tokens_per_second, full_tokens_per_second)
+    estimates = {c.id: costs.estimate(c) for c in cells}
+    costs.sizes.save()
+    return Projection(costs, estimates, seconds=sum(e.seconds for e in estimates.values()),
+                      seconds_left=sum(estimates[c.id].seconds for c in cells if not is_done(out, c.id)),
+                      disk=sum(e.disk for e in estimates.values()), full=costs.full_finetuning(cells, estimates))
 
 
 # ---------------------------------------------------------------- dry run and Slurm
@@ -721,10 +764,8 @@ def status(cell: Cell, out: Path) -> str:
 
 def describe(recipe: Recipe, cells: list[Cell], out: Path, echo) -> None:
     """The plan, its order and state, and what it will cost."""
-    model = resolve_paths(recipe).model
-    costs = CostModel(recipe, out, model)
-    estimates = {c.id: costs.estimate(c) for c in cells}
-    costs.sizes.save()
+    projection = project(recipe, cells, out)
+    costs, estimates = projection.costs, projection.estimates
     index = {c.id: n for n, c in enumerate(cells, 1)}
     echo(f"plan: {recipe.path} -> {out}: {len(cells)} cells ({recipe.module.get('method', 'seq_bn')} modules on "
          f"{', '.join(recipe.models)}, seeds {', '.join(map(str, recipe.seeds))}"
@@ -738,15 +779,13 @@ def describe(recipe: Recipe, cells: list[Cell], out: Path, echo) -> None:
     for r in rows:
         echo("  ".join(v.rjust(w) if i in (0, 4, 5) else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))))
     todo = [c for c in cells if not is_done(out, c.id)]
-    left = sum(estimates[c.id].seconds for c in todo) / 3600
-    total = sum(e.seconds for e in estimates.values()) / 3600
+    left, total = projection.seconds_left / 3600, projection.seconds / 3600
     speed = (f"measured {costs.tokens_per_second:,.0f} padded tokens/s on {', '.join(costs.measured_on)}"
              if costs.measured else f"assumed {costs.tokens_per_second:,.0f} padded tokens/s (cost.tokens_per_second;"
                                     f" nothing measured yet)")
     echo(f"\n{len(cells) - len(todo)} of {len(cells)} cells done; {len(todo)} to run: about {left:.2f} GPU-hours "
          f"of {total:.2f} in all ({speed})")
-    disk = sum(e.disk for e in estimates.values())
-    full = costs.full_finetuning(cells, estimates)
+    disk, full = projection.disk, projection.full
     echo(f"disk: about {_size(disk)} for the finished grid; full fine-tuning of the same grid: about "
          f"{full['seconds'] / 3600:.2f} GPU-hours and {_size(full['disk'])} of checkpoints")
     missing = sorted({c.identity["data"][len("missing:"):] for c in cells

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import UserError
 from .tasks import BENCHMARKS, get_benchmark, get_task
-from .training import TrainConfig
+from .training import SPEED_SETTINGS, TrainConfig
 
 DEMO = "demo"
 #: TrainConfig keys the grid sets itself, per cell.
@@ -28,7 +28,7 @@ CONTROLLED = ("task", "output", "model", "data_dir", "stack", "fuse", "fusion", 
 #: TrainConfig keys that describe the module; they live under ``module:`` and are the same in every cell.
 MODULE_KEYS = ("method", "backend", "reduction_factor", "lora_r", "lora_alpha", "lora_dropout", "lora_targets")
 #: Settings that change how a run is carried out, not what it computes: left out of cell identities.
-NOT_IDENTITY = ("output", "cache_dir", "log_steps", "save_steps")
+NOT_IDENTITY = ("output", "cache_dir", "log_steps", "save_steps", *SPEED_SETTINGS)
 
 
 @dataclass

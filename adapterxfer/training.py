@@ -28,6 +28,9 @@ from .sampling import subsample
 CARD = "adapterxfer.json"
 DEFAULT_LR = {"lora": 5e-4, "full": 2e-5}  # adapters: 1e-4
 DEFAULT_CACHE = Path.home() / ".cache" / "adapterxfer" / "features"
+#: Settings that change speed and memory, not what is learnt (a bf16 base under bf16 autocast feeds the
+#: matrix products the same bf16 weights): a run may resume with others, and grid cells ignore them.
+SPEED_SETTINGS = ("base_dtype", "gradient_checkpointing", "compile")
 
 
 @dataclass
@@ -61,6 +64,9 @@ class TrainConfig:
     log_steps: int = 10
     eval_batch_size: int = 64
     mixed_precision: str = "auto"  # auto (bf16 on a GPU that has it), no, bf16, fp16
+    base_dtype: str = "auto"  # frozen base weights: auto (bf16 when training in bf16 on a GPU), bf16, fp32
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, more time
+    compile: bool = False  # torch.compile the model's forward
     multi_sampling: str = "proportional"  # multi-task mixing: proportional or temperature
     multi_temperature: float = 2.0
     cache_dir: str | None = None
@@ -86,7 +92,8 @@ class TrainConfig:
             value = getattr(self, f.name)
             kind = f.type.split(" ")[0]
             ok = (value is None and "None" in f.type) or {
-                "str": isinstance(value, str), "int": isinstance(value, int) and not isinstance(value, bool),
+                "str": isinstance(value, str), "bool": isinstance(value, bool),
+                "int": isinstance(value, int) and not isinstance(value, bool),
                 "float": isinstance(value, (int, float)) and not isinstance(value, bool)}[kind]
             if not ok:
                 raise UserError(f"{where}{f.name} must be {kind}, got {value!r}")
@@ -96,6 +103,15 @@ class TrainConfig:
             raise UserError("--batch-size and --grad-accum must be at least 1")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise UserError(f"{where}mixed_precision must be auto, no, bf16 or fp16")
+        if self.base_dtype not in ("auto", "bf16", "fp32"):
+            raise UserError(f"{where}base_dtype must be auto, bf16 or fp32")
+        if self.base_dtype == "bf16" and self.method == "full":
+            raise UserError("--base-dtype bf16 stores a frozen base in bf16; --method full trains every weight "
+                            "(use --mixed-precision bf16 for bf16 compute)")
+        # torch.compile cannot trace adapters' checkpoints (they carry its forward context), and with peft's
+        # the compiled run trained other weights than the eager one
+        if self.compile and self.gradient_checkpointing:
+            raise UserError("--compile and --gradient-checkpointing cannot be combined: choose one")
         if self.multi_sampling not in ("proportional", "temperature"):
             raise UserError(f"{where}multi_sampling must be proportional or temperature")
         if self.stack and self.fuse:
@@ -122,6 +138,20 @@ class TrainConfig:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR.get(self.method, 1e-4)
+
+    def precision(self) -> tuple[str, str]:
+        """(mixed precision, base dtype) with ``auto`` resolved for this machine."""
+        bf16_gpu = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        mixed = self.mixed_precision
+        if mixed == "auto":
+            mixed = "bf16" if bf16_gpu else "no"
+        base = self.base_dtype
+        if base == "auto":
+            base = "bf16" if mixed == "bf16" and bf16_gpu and self.method != "full" else "fp32"
+        if base == "bf16" and mixed != "bf16":
+            raise UserError(f"--base-dtype bf16 needs bf16 autocast, but mixed precision is '{mixed}' here; "
+                            f"add --mixed-precision bf16 or use --base-dtype fp32")
+        return mixed, base
 
     def method_config(self) -> modules.MethodConfig:
         return modules.MethodConfig(self.method, self.backend, self.reduction_factor, self.lora_r,
@@ -223,7 +253,7 @@ def prepare_output(cfg: TrainConfig, overwrite: bool, resume: bool) -> tuple[Pat
                             f"to start again")
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("cache_dir", "log_steps")}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("cache_dir", "log_steps", *SPEED_SETTINGS)}
     run_file = partial / "run.json"
     if resume and run_file.is_file():
         before = json.loads(run_file.read_text())
@@ -308,6 +338,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     tokenizer = basemodel.load_tokenizer(cfg.model)
     inters = [modules.read_module(p) for p in cfg.intermediates]
     modules.check_fits(inters, basemodel.config_hash(base_config), cfg.model, method.backend)
+    mixed, base_dtype = cfg.precision()
     out, partial = prepare_output(cfg, overwrite, resume)
     if resume and (partial / CARD).is_file():  # interrupted while publishing: the module is complete
         shutil.rmtree(partial / "checkpoints", ignore_errors=True)
@@ -326,12 +357,15 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
         f"{backend.base_parameters:,} {'' if method.method == 'full' else 'frozen '}base parameters)"
         + (f", of which the fusion layers {n_fusion:,}" if n_fusion else ""))
 
-    mixed = cfg.mixed_precision
-    if mixed == "auto":
-        mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    if cfg.gradient_checkpointing:
+        backend.gradient_checkpointing()
+    if base_dtype == "bf16":
+        backend.cast_frozen(torch.bfloat16)  # before the move: the device never holds an fp32 copy
     accelerator = Accelerator(mixed_precision=mixed)
     device = accelerator.device
     backend.model.to(device)
+    if cfg.compile:
+        backend.model.compile()  # in place: parameter names, saving and keep-best are unchanged
     optimizer = torch.optim.AdamW(params.values(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                   fused=device.type == "cuda")
     steps_per_epoch = math.ceil(len(epoch_plan(data, cfg, 0)) / cfg.grad_accum)
@@ -384,8 +418,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
             plans = {epoch: epoch_plan(data, cfg, epoch)}
         micro = plans[epoch][k * cfg.grad_accum:(k + 1) * cfg.grad_accum]
         for name, idx in micro:
-            batch = {key: v.to(device) for key, v in collate([data[name].train[i] for i in idx],
-                                                              tokenizer.pad_token_id).items()}
+            batch = to_device(collate([data[name].train[i] for i in idx], tokenizer.pad_token_id), device)
             with accelerator.autocast():
                 loss = backend.forward(name, batch).loss / len(micro)
             accelerator.backward(loss)
@@ -403,7 +436,8 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
             n = cfg.log_steps if step % cfg.log_steps == 0 else step % cfg.log_steps
             elapsed = time.perf_counter() - t0
             entry = {"step": step, "epoch": round(step / steps_per_epoch, 3), "loss": running.item() / n,
-                     "lr": scheduler.get_last_lr()[0], "examples_per_s": round(seen / elapsed, 2)}
+                     "lr": scheduler.get_last_lr()[0], "examples_per_s": round(seen / elapsed, 2),
+                     "seconds": round(elapsed, 3)}
             _append_log(log_file, entry)
             bar.set_postfix(loss=f"{entry['loss']:.4f}", ex_s=f"{entry['examples_per_s']:.1f}")
             running, seen, t0 = torch.zeros((), device=device), 0, time.perf_counter()
@@ -430,6 +464,14 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     log(f"saved {out} " + (f"(best dev {state['best_metric']:.4f} at step {state['best_step']})"
                            if state["best_metric"] is not None else "(no dev set: the last state)"))
     return out
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """A batch on ``device``; to a GPU from pinned memory without waiting, so that the next batch is collated
+    while the GPU computes (collation is cheap: no loader workers are needed)."""
+    if device.type != "cuda":
+        return {k: v.to(device) for k, v in batch.items()}
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def module_card(cfg, spec, method, base_config, backend, data, best, folder: Path, inters=()) -> dict:

@@ -7,6 +7,10 @@ Each method runs in its own process (so peak memory is its own): median step tim
 --warmup, examples/s, peak memory (CUDA max allocated, or peak RSS), trainable parameters, optimizer
 state, saved module size, and ratios against full fine-tuning and against two forward passes of the
 same batch (a frozen-base step needs one forward and one activation-gradient pass).
+
+Variants add options to a method: ``+ckpt`` gradient checkpointing, ``+bf16base`` the frozen base weights
+in bf16 under bf16 autocast (on the CPU too), e.g. ``--methods full,seq_bn,seq_bn+ckpt,seq_bn+bf16base``.
+Peak memory is counted from after the model is built (and cast), so it is the training's own.
 """
 from __future__ import annotations
 
@@ -21,9 +25,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_time, model_dir, peak_memory_bytes, run_isolated, table  # noqa: E402
+from common import (machine, median_time, model_dir, peak_memory_bytes, reset_peak_memory,  # noqa: E402
+                    run_isolated, table)
 
 METHODS = ("full", "seq_bn", "lora", "lora_peft", "stack", "fusion_dynamic", "fusion_light")
+VARIANTS = ("ckpt", "bf16base")
 
 
 def make_intermediate(base: Path, folder: Path, name: str) -> Path:
@@ -42,14 +48,24 @@ def make_intermediate(base: Path, folder: Path, name: str) -> Path:
     return out
 
 
-def build(method: str, base: Path, work: Path):
+def build(name: str, base: Path, work: Path):
+    """(model, loss function, save function, fusion parameters) of a method with its ``+variants``."""
+    import torch
+
     from adapterxfer import modules
 
+    method, *variants = name.split("+")
+    if set(variants) - set(VARIANTS):
+        raise SystemExit(f"unknown variant in {name} (variants: {', '.join(VARIANTS)})")
     head = [modules.HeadSpec("task", "classification", ["a", "b", "c"])]
     if method == "full":
+        if "bf16base" in variants:
+            raise SystemExit("full fine-tuning has no frozen base to store in bf16")
         from transformers import AutoModelForSequenceClassification
 
         model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=3)
+        if "ckpt" in variants:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         return model, lambda batch: model(**batch).loss, lambda d: model.save_pretrained(d), 0
     if method in ("seq_bn", "lora", "lora_peft"):
         config = modules.MethodConfig(method="lora" if method.startswith("lora") else "seq_bn",
@@ -67,6 +83,10 @@ def build(method: str, base: Path, work: Path):
         backend = modules.build(str(base), "task", modules.MethodConfig(), head,
                                 inters[:1] if method == "stack" else inters,
                                 "stack" if method == "stack" else "fuse", **kw)
+    if "ckpt" in variants:
+        backend.gradient_checkpointing()
+    if "bf16base" in variants:
+        backend.cast_frozen(torch.bfloat16)
     return backend.model, lambda batch: backend.forward("task", batch).loss, backend.save, backend.fusion_parameters()
 
 
@@ -77,13 +97,15 @@ def measure(args) -> dict:
     work = Path(tempfile.mkdtemp())
     model, loss_fn, save, fusion = build(args.one, base, work)
     model.to(device).train()
+    reset_peak_memory(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=device == "cuda")
     vocab = model.config.vocab_size
     batch = {"input_ids": torch.randint(5, vocab, (args.batch, args.seq), device=device),
              "attention_mask": torch.ones(args.batch, args.seq, dtype=torch.long, device=device),
              "labels": torch.randint(0, 3, (args.batch,), device=device)}
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" else nullcontext
+    bf16 = device == "cuda" or "bf16base" in args.one
+    autocast = (lambda: torch.autocast(device, dtype=torch.bfloat16)) if bf16 else nullcontext
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def step():

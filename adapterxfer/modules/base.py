@@ -66,6 +66,22 @@ class Backend:
         """Write the module and heads as safetensors, loadable by the backend library itself."""
         raise NotImplementedError
 
+    def gradient_checkpointing(self) -> None:
+        """Keep only each layer's input and recompute its activations in the backward pass.
+
+        Non-reentrant checkpoints: gradients reach the trainable modules inside a layer although its input,
+        from the frozen embeddings, needs none; ``adapters`` recomputes inside its forward context, so the
+        adapter layers run again too.
+        """
+        model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model  # peft
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def cast_frozen(self, dtype: torch.dtype) -> None:
+        """Store the frozen weights in ``dtype``; the trainable ones (and so the optimizer state) stay as they are."""
+        for p in self.model.parameters():
+            if not p.requires_grad:
+                p.data = p.data.to(dtype)
+
     def trainable_parameters(self) -> dict[str, torch.nn.Parameter]:
         return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
 
