@@ -42,7 +42,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, distributed
 from .errors import UserError, friendly
 from .fileio import sha256_file, sha256_json, write_json, write_text
 from .recipes import DEMO, NOT_IDENTITY, Recipe, load_recipe
@@ -239,10 +239,12 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
                   if k not in NOT_IDENTITY + ("task", "model", "data_dir", "seed", "stack", "fuse")}
         identity = {"kind": kind, "task": task, "seed": seed, "settings": values, "model": model_fp, "data": data,
                     "on": on.identity["hash"] if on else None}
+        if recipe.gpus_per_cell > 1:  # W processes take W x the examples per step: another module
+            identity["processes"] = recipe.gpus_per_cell
         cell = add(kind, row, task, seed, [on] if on else [], identity, {})
         cfg.output = str(cell.folder(out) / "module")
         cfg.stack = str(on.folder(out) / "module") if on else None
-        cell.run = {"config": asdict(cfg)}
+        cell.run = {"config": asdict(cfg), "processes": recipe.gpus_per_cell}
         return cell
 
     def eval_cell(row, task, seed, of: Cell | None, step: tuple | None = None) -> Cell:
@@ -337,9 +339,22 @@ def _lock(folder: Path):
 
 def execute(cell: Cell, out: str | Path, echo=None) -> str:
     """Run one cell here, in this process: ``done``, ``failed`` (recorded in failed.json) or ``busy``
-    (another process holds it). ``echo`` also receives the cell's log lines."""
+    (another process holds it). ``echo`` also receives the cell's log lines.
+
+    Under ``accelerate launch`` (a training cell on several GPUs) the main process does all of this and
+    tells the others whether to train; they only train alongside it."""
     out = Path(out)
     folder = cell.folder(out)
+    if not distributed.is_main():
+        return _follow(cell)
+    tell = _Once(distributed.broadcast if distributed.world_size() > 1 else lambda _: None)
+    try:
+        return _execute(cell, out, folder, echo, tell)
+    finally:
+        tell(None)  # not training after all (held elsewhere, done, failed before training)
+
+
+def _execute(cell: Cell, out: Path, folder: Path, echo, tell) -> str:
     with _lock(folder) as mine:
         if not mine:
             return "busy"
@@ -362,7 +377,7 @@ def execute(cell: Cell, out: str | Path, echo=None) -> str:
                     raise UserError(f"needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
                                     f"not done")
                 with contextlib.redirect_stdout(log_file):  # what the libraries print goes to the log too
-                    record = (_run_eval if cell.kind == "evaluate" else _run_training)(cell, log)
+                    record = _run_eval(cell, log) if cell.kind == "evaluate" else _run_training(cell, log, tell)
             except Exception as e:  # noqa: BLE001 - one cell's failure is recorded; the grid goes on
                 message = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
                 log(traceback.format_exc() if not isinstance(e, UserError) else f"error: {message}")
@@ -378,7 +393,31 @@ def execute(cell: Cell, out: str | Path, echo=None) -> str:
         return "done"
 
 
-def _run_training(cell: Cell, log) -> dict:
+class _Once:
+    """Calls ``fn`` the first time only."""
+
+    def __init__(self, fn):
+        self.fn, self.done = fn, False
+
+    def __call__(self, value):
+        if not self.done:
+            self.done = True
+            self.fn(value)
+
+
+def _follow(cell: Cell) -> str:
+    """A non-main process of a launched training cell: train alongside the main process if it says so."""
+    from .training import TrainConfig, train
+
+    order = distributed.broadcast()
+    if order is not None:
+        train(TrainConfig(**cell.run["config"]), resume=order["resume"], overwrite=not order["resume"],
+              progress=False, log=lambda *_: None)
+    return "done"
+
+
+def _run_training(cell: Cell, log, tell=lambda _: None) -> dict:
+    """``tell``: passes the decision to train (and how) to the other processes of a launch."""
     from .training import CARD, TrainConfig, train
 
     cfg = TrainConfig(**cell.run["config"])
@@ -390,6 +429,7 @@ def _run_training(cell: Cell, log) -> dict:
     trained = not (module / CARD).is_file()  # else: finished just before an interruption
     if trained:
         resume = partial.exists()
+        tell({"resume": resume})
         train(cfg, resume=resume, overwrite=not resume, progress=False, log=log)
     seconds = time.perf_counter() - start
     card = json.loads((module / CARD).read_text())
@@ -397,10 +437,12 @@ def _run_training(cell: Cell, log) -> dict:
     spec = get_task(cfg.task)
     max_length = cfg.max_length or max(m.max_length for m in ([spec] if not spec.members else
                                                               [get_task(n) for n in spec.members]))
-    tokens = (steps - resumed_from) * cfg.batch_size * cfg.grad_accum * max_length
+    world = distributed.world_size()
+    tokens = (steps - resumed_from) * cfg.batch_size * cfg.grad_accum * world * max_length
     return {"train": {"steps": steps, "resumed_from": resumed_from, "batch_size": cfg.batch_size,
-                      "grad_accum": cfg.grad_accum, "max_length": max_length,
-                      "tokens_per_second": round(tokens / seconds, 2) if trained and tokens else None},
+                      "grad_accum": cfg.grad_accum, "processes": world, "max_length": max_length,
+                      "tokens_per_second": round(tokens / seconds / world, 2) if trained and tokens else None},
+            "gpus": world,
             "trainable_parameters": card["trainable_parameters"], "base_parameters": card["base_parameters"],
             "method": card["method"]["method"], "disk_bytes": _du(module)}
 
@@ -476,17 +518,49 @@ def run_here(cells: list[Cell], out: Path, echo, verbose: bool = False) -> Outco
             continue
         echo(f"[{n}/{len(todo)}] {cell.id} ...")
         start = time.perf_counter()
-        state = execute(cell, out, echo if verbose else None)
+        if gpus(cell) == 1:
+            state = execute(cell, out, echo if verbose else None)
+        else:  # accelerate launch on the visible GPUs
+            with open(cell.folder(out) / "log.txt", "a", encoding="utf-8") as log:
+                proc = subprocess.Popen(cell_command(cell, out), stdout=log, stderr=subprocess.STDOUT)
+                state = _exit_state(cell, out, proc.wait())
         _settle(cell, state, out, result, echo, f"{time.perf_counter() - start:.1f} s")
     return result
 
 
-def run_devices(cells: list[Cell], out: Path, devices: list[str], echo) -> Outcome:
-    """Run independent cells in parallel, one ``adapterxfer grid run-cell`` process per device
-    (``CUDA_VISIBLE_DEVICES`` set to it); a cell starts once the cells it needs are done."""
+def gpus(cell: Cell) -> int:
+    """GPUs (processes) the cell runs on: the recipe's ``gpus_per_cell`` for training, 1 for evaluation."""
+    return cell.run.get("processes", 1)
+
+
+def cell_command(cell: Cell, out: Path) -> list[str]:
+    """``adapterxfer grid run-cell``, under ``accelerate launch`` for a cell on several GPUs."""
+    prefix = distributed.launch_command(gpus(cell)) if gpus(cell) > 1 else [sys.executable]
+    return prefix + ["-m", "adapterxfer.cli", "grid", "run-cell", "--out", str(out), cell.id]
+
+
+def _exit_state(cell: Cell, out: Path, returncode: int) -> str:
+    """A cell process's outcome; a process that died before recording its failure gets one."""
+    state = "done" if is_done(out, cell.id) else "busy" if returncode == BUSY else "failed"
+    if state == "failed" and not (cell.folder(out) / "failed.json").is_file():
+        write_json(cell.folder(out) / "failed.json",
+                   {"id": cell.id, "error": f"the cell's process exited with status {returncode} (see its log.txt)",
+                    "time": time.time()})
+    return state
+
+
+def run_devices(cells: list[Cell], out: Path, devices: list[str], echo, command=cell_command) -> Outcome:
+    """Run independent cells in parallel, each on its own free devices (one, or the recipe's
+    ``gpus_per_cell`` for training: ``CUDA_VISIBLE_DEVICES`` set to them) as ``command(cell, out)``;
+    a cell starts once the cells it needs are done."""
     result = Outcome({c.id: "done" for c in cells if is_done(out, c.id)})
     pending = [c for c in cells if c.id not in result.state]
-    running: dict[str, tuple] = {}
+    wanted = max((gpus(c) for c in pending), default=1)
+    if wanted > len(devices):
+        raise UserError(f"a training cell runs on {wanted} GPUs (gpus_per_cell) but --devices gives "
+                        f"{len(devices)}: {','.join(devices)}")
+    free = list(devices)
+    running: list[tuple] = []
     try:
         while pending or running:
             for cell in list(pending):
@@ -495,35 +569,32 @@ def run_devices(cells: list[Cell], out: Path, devices: list[str], echo) -> Outco
                     pending.remove(cell)
                     result.state[cell.id] = "blocked"
                     echo(f"{cell.id}: blocked ({blocker} did not finish)")
-            for device in [d for d in devices if d not in running]:
-                cell = next((c for c in pending if all(result.state.get(d) == "done" for d in c.deps)), None)
-                if cell is None:
-                    break
+            for cell in [c for c in pending if all(result.state.get(d) == "done" for d in c.deps)]:
+                if gpus(cell) > len(free):
+                    continue  # a smaller cell may fit meanwhile
+                group, free = free[:gpus(cell)], free[gpus(cell):]
                 pending.remove(cell)
                 log = open(cell.folder(out) / "log.txt", "a", encoding="utf-8")
-                proc = subprocess.Popen([sys.executable, "-m", "adapterxfer.cli", "grid", "run-cell", "--out",
-                                         str(out), cell.id], stdout=log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "CUDA_VISIBLE_DEVICES": device})
-                running[device] = (proc, cell, log, time.perf_counter())
-                echo(f"{cell.id} ... (device {device})")
+                proc = subprocess.Popen(command(cell, out), stdout=log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(group)})
+                running.append((proc, cell, log, time.perf_counter(), group))
+                echo(f"{cell.id} ... (device{'s' * (len(group) > 1)} {','.join(group)})")
             if not running and pending:  # what is left waits on cells that another process holds
                 for cell in pending:
                     result.state[cell.id] = "blocked"
                 break
             time.sleep(0.2)
-            for device, (proc, cell, log, start) in list(running.items()):
+            for entry in list(running):
+                proc, cell, log, start, group = entry
                 if proc.poll() is None:
                     continue
                 log.close()
-                del running[device]
-                state = "done" if is_done(out, cell.id) else "busy" if proc.returncode == BUSY else "failed"
-                if state == "failed" and not (cell.folder(out) / "failed.json").is_file():
-                    write_json(cell.folder(out) / "failed.json",
-                               {"id": cell.id, "error": f"the cell's process exited with status {proc.returncode} "
-                                                        f"(see its log.txt)", "time": time.time()})
-                _settle(cell, state, out, result, echo, f"{time.perf_counter() - start:.1f} s, device {device}")
+                running.remove(entry)
+                free = [d for d in devices if d in free or d in group]
+                _settle(cell, _exit_state(cell, out, proc.returncode), out, result, echo,
+                        f"{time.perf_counter() - start:.1f} s, device{'s' * (len(group) > 1)} {','.join(group)}")
     finally:
-        for proc, *_ in running.values():
+        for proc, *_ in running:
             proc.terminate()
     return result
 
@@ -608,11 +679,11 @@ def module_parameters(cfg: dict, model: str, heads: int = 1) -> int:
 
 
 class CostModel:
-    """Seconds and disk of each cell, from measurements of this run where it has them.
+    """GPU-seconds and disk of each cell, from measurements of this run where it has them.
 
     Training: steps (``max_steps``, else ``epochs`` x batches of the training set, counted from local
-    files or the published sizes) x batch size x grad accumulation x max length = padded tokens, over
-    the run's median measured tokens/s (or ``cost.tokens_per_second``). Evaluation: the median time of
+    files or the published sizes) x batch size x grad accumulation x GPUs x max length = padded tokens,
+    over the run's median measured tokens/s per GPU (or ``cost.tokens_per_second``). Evaluation: the median time of
     the run's finished evaluations of the same task (or ``cost.eval_minutes``). Disk: a finished module
     of the same task and method, else 4 bytes per trainable parameter. ``tokens_per_second`` and
     ``full_tokens_per_second`` (measured elsewhere, e.g. by benchmarks/grid_cost.py) replace the recipe's
@@ -681,7 +752,7 @@ class CostModel:
             clean = 60 * self.recipe.cost.eval_minutes * layer_work(cell.run["model"]) / layer_work(self.model)
             return Estimate(statistics.median(like) if like else clean * (2 if cell.identity.get("perturb") else 1), 0)
         if done:
-            return Estimate(done["seconds"], done["disk_bytes"])
+            return Estimate(done["seconds"] * done.get("gpus", 1), done["disk_bytes"])
         cfg = cell.run["config"]
         spec = get_task(cell.task)
         seconds = self.padded_tokens(cell) / self.speed(cfg["model"])
@@ -690,15 +761,16 @@ class CostModel:
                         4 * module_parameters(cfg, cfg["model"], len(spec.members) or 1))
 
     def padded_tokens(self, cell: Cell) -> int:
-        """Steps x batch size x grad accumulation x max length of a training cell."""
+        """Steps x batch size x grad accumulation x GPUs x max length of a training cell (padded tokens)."""
         cfg = cell.run["config"]
         if cfg["max_steps"]:
             steps = cfg["max_steps"]
         else:
             examples = self.train_examples(cell.task, cfg["data_dir"], cell.identity["data"])
             batches = math.ceil(examples / cfg["batch_size"])
-            steps = max(1, math.ceil(math.ceil(batches / cfg["grad_accum"]) * cfg["epochs"]))
-        return steps * cfg["batch_size"] * cfg["grad_accum"] * (cfg["max_length"] or get_task(cell.task).max_length)
+            steps = max(1, math.ceil(math.ceil(batches / (cfg["grad_accum"] * gpus(cell))) * cfg["epochs"]))
+        return steps * cfg["batch_size"] * cfg["grad_accum"] * gpus(cell) * \
+            (cfg["max_length"] or get_task(cell.task).max_length)
 
     def full_finetuning(self, cells: list[Cell], estimates: dict) -> dict:
         """The same grid with every training cell fine-tuning the whole base: its padded tokens at the
@@ -780,7 +852,7 @@ def describe(recipe: Recipe, cells: list[Cell], out: Path, echo) -> None:
         echo("  ".join(v.rjust(w) if i in (0, 4, 5) else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))))
     todo = [c for c in cells if not is_done(out, c.id)]
     left, total = projection.seconds_left / 3600, projection.seconds / 3600
-    speed = (f"measured {costs.tokens_per_second:,.0f} padded tokens/s on {', '.join(costs.measured_on)}"
+    speed = (f"measured {costs.tokens_per_second:,.0f} padded tokens/s per GPU on {', '.join(costs.measured_on)}"
              if costs.measured else f"assumed {costs.tokens_per_second:,.0f} padded tokens/s (cost.tokens_per_second;"
                                     f" nothing measured yet)")
     echo(f"\n{len(cells) - len(todo)} of {len(cells)} cells done; {len(todo)} to run: about {left:.2f} GPU-hours "
@@ -798,45 +870,57 @@ def describe(recipe: Recipe, cells: list[Cell], out: Path, echo) -> None:
 
 
 def slurm_script(recipe: Recipe, cells: list[Cell], out: Path) -> str:
-    """A script that submits one Slurm array job per stage (each after the one before, ``afterany``);
-    each array task runs one unfinished cell with ``adapterxfer grid run-cell``."""
-    todo = sorted((c for c in cells if not is_done(out, c.id)), key=lambda c: c.stage)
-    stages = []
-    for stage in sorted({c.stage for c in todo}):
-        idx = [n for n, c in enumerate(todo) if c.stage == stage]
-        stages.append(f"{idx[0]}-{idx[-1]}" + (f"%{recipe.slurm.max_parallel}" if recipe.slurm.max_parallel else ""))
+    """A script that submits one Slurm array job per stage and GPU count (each stage after the one before,
+    ``afterany``); each array task runs one unfinished cell with ``adapterxfer grid run-cell``, under
+    ``accelerate launch`` for a training cell on several GPUs."""
+    todo = sorted((c for c in cells if not is_done(out, c.id)), key=lambda c: (c.stage, -gpus(c)))
+    jobs = []  # "stage first-last[%max] gpus": one array job each
+    for stage, n in dict.fromkeys((c.stage, gpus(c)) for c in todo):
+        idx = [i for i, c in enumerate(todo) if (c.stage, gpus(c)) == (stage, n)]
+        limit = f"%{recipe.slurm.max_parallel}" if recipe.slurm.max_parallel else ""
+        jobs.append(f'"{stage} {idx[0]}-{idx[-1]}{limit} {n}"')
     s = recipe.slurm
-    options = [f"--job-name=adapterxfer-{recipe.name}", f"--gres=gpu:{s.gpus_per_cell}",
+    options = [f"--job-name=adapterxfer-{recipe.name}", "--gres=gpu:1",
                f"--cpus-per-task={s.cpus_per_task}", f"--mem={s.mem}", f"--time={s.time}",
                f"--output={out / 'slurm'}/%x-%A_%a.out"]
     options += [f"--partition={s.partition}"] * bool(s.partition) + [f"--account={s.account}"] * bool(s.account)
     options += list(s.sbatch)
     lines = ["#!/bin/bash",
              f"# adapterxfer grid {recipe.path} --out {out}: {len(todo)} unfinished cells of {len(cells)}, "
-             f"{len(stages)} stage(s).",
+             f"{len({c.stage for c in todo})} stage(s).",
              "# Submit: bash THIS_FILE (sbatch THIS_FILE works too). Outside an array task it submits one array",
-             "# job per stage, each after the one before (afterany: a failed cell is recorded in its folder and blocks",
-             "# only the cells that need it); each array task runs one cell. Rerun `adapterxfer grid ... --slurm`",
+             "# job per stage (and GPUs per cell: --gres below), each after the one before (afterany: a failed cell",
+             "# is recorded in its folder and blocks only the cells that need it); each array task runs one cell,",
+             "# a training cell on several GPUs through accelerate launch. Rerun `adapterxfer grid ... --slurm`",
              "# for a new script after changes or failures: finished cells are left out.",
              *(f"#SBATCH {o}" for o in options),
              "set -euo pipefail",
              f"cd {shlex.quote(os.getcwd())}",
              f"OUT={shlex.quote(str(out))}",
              f"XF=${{XF:-{shlex.quote(sys.executable)} -m adapterxfer.cli}}",
-             "CELLS=(", *(f"  {c.id}  # {n}: stage {c.stage}" for n, c in enumerate(todo)), ")",
-             f"STAGES=({' '.join(stages)})",
+             f"LAUNCH=${{LAUNCH:-{shlex.join(distributed.launcher())}}}",
+             "CELLS=(", *(f"  {c.id}  # {n}: stage {c.stage}" + (f", {gpus(c)} GPUs" if gpus(c) > 1 else "")
+                          for n, c in enumerate(todo)), ")",
+             f"GPUS=({' '.join(str(gpus(c)) for c in todo)})",
+             f"JOBS=({' '.join(jobs)})  # stage, array indices, GPUs per task",
              'if [[ -z "${SLURM_ARRAY_TASK_ID:-}" ]]; then',
              '  mkdir -p "$OUT/slurm"',
-             '  after=""',
-             '  for range in "${STAGES[@]}"; do',
-             '    job=$(sbatch --parsable --array="$range" ${after:+--dependency=afterany:$after} "$0")',
-             '    after=${job%%;*}',
-             '    echo "cells $range: job $after"',
+             '  stage="" before="" current=""',
+             '  for job in "${JOBS[@]}"; do',
+             '    read -r s range n <<< "$job"',
+             '    [[ "$s" == "$stage" ]] || { stage=$s; before=$current; current=""; }',
+             '    id=$(sbatch --parsable --array="$range" --gres="gpu:$n" ${before:+--dependency=afterany$before} "$0")',
+             '    current="$current:${id%%;*}"',
+             '    echo "cells $range ($n GPU(s) each): job ${id%%;*}"',
              "  done",
              "  exit 0",
              "fi",
              *s.setup,
-             'exec $XF grid run-cell --out "$OUT" "${CELLS[$SLURM_ARRAY_TASK_ID]}"']
+             'cell=${CELLS[$SLURM_ARRAY_TASK_ID]} n=${GPUS[$SLURM_ARRAY_TASK_ID]}',
+             'if (( n > 1 )); then',
+             '  exec $LAUNCH --num_processes "$n" -m adapterxfer.cli grid run-cell --out "$OUT" "$cell"',
+             "fi",
+             'exec $XF grid run-cell --out "$OUT" "$cell"']
     return "\n".join(lines) + "\n"
 
 
@@ -881,7 +965,8 @@ def grid_cmd():
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The run folder (cells/, plan.json).")
 @click.option("--dry-run", is_flag=True, help="Print the plan, what is done, and the estimated cost; run nothing.")
-@click.option("--devices", help="Comma-separated GPU ids: one cell process per GPU, in parallel (e.g. 0,1,2,3).")
+@click.option("--devices", help="Comma-separated GPU ids: cells in parallel, each on its own free GPU (a training "
+                                "cell on the recipe's gpus_per_cell of them) (e.g. 0,1,2,3).")
 @click.option("--slurm", is_flag=True, help="Print a Slurm array script whose tasks each run one cell.")
 @click.option("--verbose", "-v", is_flag=True, help="Show each cell's log, not only its outcome.")
 @friendly
@@ -936,7 +1021,8 @@ def run_cmd(recipe, out, dry_run, devices, slurm, verbose):
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @friendly
 def run_cell_cmd(cell_id, out):
-    """Run one planned cell (used by --devices and --slurm): exit 0 done, 1 failed, 75 held elsewhere.
+    """Run one planned cell (used by --devices and --slurm; under accelerate launch for a training cell on
+    several GPUs): exit 0 done, 1 failed, 75 held elsewhere.
 
     \b
     Example:
@@ -946,5 +1032,6 @@ def run_cell_cmd(cell_id, out):
     if not path.is_file():
         raise UserError(f"no cell {cell_id} in {out} (no {path}); plan it with adapterxfer grid RECIPE --out {out}")
     state = execute(Cell(**json.loads(path.read_text())), Path(out), click.echo)
-    click.echo(f"{cell_id}: {state}")
+    if distributed.is_main():  # under accelerate launch, the main process speaks for the cell
+        click.echo(f"{cell_id}: {state}")
     sys.exit({"done": 0, "failed": 1, "busy": BUSY}[state])

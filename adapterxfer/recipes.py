@@ -55,7 +55,7 @@ class Slurm:
     time: str = "24:00:00"
     cpus_per_task: int = 8
     mem: str = "64G"
-    gpus_per_cell: int = 1
+    gpus_per_cell: int | None = None  # the older place of the top-level gpus_per_cell
     max_parallel: int | None = None  # at most this many array tasks at once (``--array=...%N``)
     sbatch: list = field(default_factory=list)  # extra ``#SBATCH`` options, e.g. "--qos=high"
     setup: list = field(default_factory=list)  # shell lines run before the cell, e.g. "module load cuda"
@@ -78,6 +78,7 @@ class Recipe:
     cost: Cost
     slurm: Slurm
     description: str = ""
+    gpus_per_cell: int = 1  # GPUs (accelerate launch processes) per training cell, for --devices and --slurm
     benchmark: str = "xtreme"  # whose target tasks and language sets: xtreme or xtreme-r
 
     @property
@@ -110,7 +111,7 @@ def models_of(model) -> list[str]:
 
 
 _SECTIONS = {"name": str, "description": str, "benchmark": str, "model": (str, list), "seeds": list,
-             "module": dict, "train": dict, "intermediate": dict, "targets": dict, "evaluate": dict, "cost": dict,
+             "gpus_per_cell": int, "module": dict, "train": dict, "intermediate": dict, "targets": dict, "evaluate": dict, "cost": dict,
              "slurm": dict}
 _TRAIN_TYPES = {f.name: f.type for f in fields(TrainConfig)}
 
@@ -292,7 +293,16 @@ class _Reader:
             evaluate=self.section(Evaluate, top.get("evaluate"), ("evaluate",)),
             cost=self.section(Cost, top.get("cost"), ("cost",)),
             slurm=self.section(Slurm, top.get("slurm"), ("slurm",)),
+            gpus_per_cell=self.typed(top.get("gpus_per_cell", 1), "int", ("gpus_per_cell",)),
         )
+        if recipe.slurm.gpus_per_cell is not None:  # the older spelling
+            if "gpus_per_cell" in top and top["gpus_per_cell"] != recipe.slurm.gpus_per_cell:
+                raise self.error(("slurm", "gpus_per_cell"), f"differs from gpus_per_cell "
+                                                             f"({top['gpus_per_cell']}): give it once, at the top")
+            recipe.gpus_per_cell = recipe.slurm.gpus_per_cell
+        if recipe.gpus_per_cell < 1:
+            where = ("slurm", "gpus_per_cell") if recipe.slurm.gpus_per_cell is not None else ("gpus_per_cell",)
+            raise self.error(where, "must be at least 1")
         self.check(recipe)
         return recipe
 
@@ -341,9 +351,6 @@ class _Reader:
                     raise self.error(at, f"{task} has no {', '.join(other)} in {bench.title} (see benchmark:)")
         self.check_ladder(r)
         self.check_models(r)
-        if r.slurm.gpus_per_cell != 1:
-            raise self.error(("slurm", "gpus_per_cell"), "must be 1: a cell trains in one process "
-                                                         "(adapterxfer.training has no multi-GPU data parallelism)")
         for key in ("sbatch", "setup"):
             for i, line in enumerate(getattr(r.slurm, key)):
                 self.typed(line, "str", ("slurm", key, i))

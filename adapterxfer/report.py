@@ -304,14 +304,14 @@ def heatmap(table: Table, path: Path) -> bool:
 
 
 def cost(recipe: dict, cells: list[Cell], out: Path) -> dict:
-    """What the run used (finished cells' wall time on their device, trainable parameters, disk) beside
+    """What the run used (finished cells' wall time x their GPUs, trainable parameters, disk) beside
     what full fine-tuning of the same grid would need (grid.FULL_FT_TIME x the training time, a full
     checkpoint per training cell, Adam's 8 bytes of state per parameter)."""
     files = [c.folder(out) / "done.json" for c in cells]
     done = [json.loads(f.read_text()) for f in files if f.is_file()]
     training = [d for d in done if d["kind"] != "evaluate"]
     base = next((d["base_parameters"] for d in training), None) or base_parameters(models_of(recipe["model"])[0])
-    seconds = {k: sum(d["seconds"] for d in done if (d["kind"] == "evaluate") == (k == "evaluate"))
+    seconds = {k: sum(d["seconds"] * d.get("gpus", 1) for d in done if (d["kind"] == "evaluate") == (k == "evaluate"))
                for k in ("training", "evaluate")}
     trainable = {k: round(statistics.mean(d["trainable_parameters"] for d in training if d["kind"] == k))
                  for k in ("intermediate", "target") if any(d["kind"] == k for d in training)}

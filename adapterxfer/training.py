@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, basemodel, modules, tasks
+from . import __version__, basemodel, distributed, modules, tasks
 from .data import load_examples
 from .errors import UserError
 from .features import cached_tokenize, collate, feature_length, length_grouped_batches
@@ -240,7 +240,7 @@ def epoch_plan(data: dict[str, TaskData], cfg: TrainConfig, epoch: int) -> list[
 
 # ---------------------------------------------------------------- the run folder
 
-def prepare_output(cfg: TrainConfig, overwrite: bool, resume: bool) -> tuple[Path, Path]:
+def prepare_output(cfg: TrainConfig, overwrite: bool, resume: bool, world_size: int = 1) -> tuple[Path, Path]:
     out = Path(cfg.output)
     partial = out.with_name(out.name + ".partial")
     if out.exists() and not overwrite:
@@ -254,6 +254,8 @@ def prepare_output(cfg: TrainConfig, overwrite: bool, resume: bool) -> tuple[Pat
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("cache_dir", "log_steps", *SPEED_SETTINGS)}
+    if world_size > 1:  # another world size means other optimizer steps: no resuming across it
+        settings["world_size"] = world_size
     run_file = partial / "run.json"
     if resume and run_file.is_file():
         before = json.loads(run_file.read_text())
@@ -265,7 +267,21 @@ def prepare_output(cfg: TrainConfig, overwrite: bool, resume: bool) -> tuple[Pat
     return out, partial
 
 
-def save_checkpoint(partial: Path, step: int, params, optimizer, scheduler, state: dict, keep: int = 2):
+def rng_state(device) -> dict:
+    """This process's random state: the CPU's and its GPU's."""
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else []}
+
+
+def set_rng_state(saved: dict, device) -> None:
+    torch.set_rng_state(saved["torch_rng"])
+    if saved["cuda_rng"] and device.type == "cuda":
+        torch.cuda.set_rng_state(saved["cuda_rng"][0], device)
+
+
+def save_checkpoint(partial: Path, step: int, params, optimizer, scheduler, state: dict, rng: list[dict],
+                    keep: int = 2):
+    """``rng``: the random state of every process (one in a single-process run)."""
     root = partial / "checkpoints"
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-step-{step:08d}"
@@ -276,10 +292,8 @@ def save_checkpoint(partial: Path, step: int, params, optimizer, scheduler, stat
     save_file({n: p.detach().cpu().contiguous() for n, p in params.items()}, str(tmp / "trainable.safetensors"))
     if state.get("best_state") is not None:
         save_file(state["best_state"], str(tmp / "best.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-               tmp / "training_state.pt")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), **rng[0],
+                **({"ranks": rng} if len(rng) > 1 else {})}, tmp / "training_state.pt")
     meta = {k: v for k, v in state.items() if k != "best_state"}
     meta["files"] = {p.name: sha256_file(p) for p in tmp.iterdir()}
     write_json(tmp / "state.json", meta)
@@ -315,8 +329,13 @@ def load_checkpoint(partial: Path):
 
 def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, progress: bool = True,
           log=print) -> Path:
-    """Train a module as ``cfg`` says and return the finished module folder."""
+    """Train a module as ``cfg`` says and return the finished module folder.
+
+    Under ``accelerate launch``/``torchrun`` with W processes, one optimizer step takes ``grad_accum x W``
+    micro-batches of the same plan (process r the r-th, (r+W)-th, ...) and sums the gradients over the
+    processes: the same steps as one process with ``grad_accum x W``. Only the main process writes."""
     from accelerate import Accelerator
+    from accelerate.utils import gather_object
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
@@ -339,36 +358,54 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     inters = [modules.read_module(p) for p in cfg.intermediates]
     modules.check_fits(inters, basemodel.config_hash(base_config), cfg.model, method.backend)
     mixed, base_dtype = cfg.precision()
-    out, partial = prepare_output(cfg, overwrite, resume)
-    if resume and (partial / CARD).is_file():  # interrupted while publishing: the module is complete
-        shutil.rmtree(partial / "checkpoints", ignore_errors=True)
-        replace_dir(partial, out)
-        log(f"saved {out} (finished before the interruption)")
+    if distributed.world_size() > 1:
+        distributed.state()  # join the launch's process group
+    accelerator = Accelerator(mixed_precision=mixed, cpu=distributed.use_cpu())
+    device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
+    is_main = accelerator.is_main_process
+    if not is_main:
+        log, progress = (lambda *_: None), False
+    else:
+        out, partial = prepare_output(cfg, overwrite, resume, world)
+        finished = resume and (partial / CARD).is_file()
+        if finished:  # interrupted while publishing: the module is complete
+            shutil.rmtree(partial / "checkpoints", ignore_errors=True)
+            replace_dir(partial, out)
+            log(f"saved {out} (finished before the interruption)")
+    out, partial, finished = distributed.broadcast((out, partial, finished) if is_main else None)
+    if finished:
         return out
     ckpt = load_checkpoint(partial) if resume else None  # refuse a corrupt checkpoint before any work
 
     torch.manual_seed(cfg.seed)
-    data = prepare_data(cfg, spec, tokenizer, log)
+    with accelerator.main_process_first():  # the main process fills the features cache, the others read it
+        data = prepare_data(cfg, spec, tokenizer, log)
     backend = modules.build(cfg.model, spec.name, method, [d.head for d in data.values()], inters, cfg.compose,
                             cfg.fusion)
+    if rank:  # the same initial weights everywhere, but each process its own dropout
+        torch.manual_seed(cfg.seed + rank)
     params = backend.trainable_parameters()
     n_train, n_fusion = backend.trainable_count(), backend.fusion_parameters()
     log(f"trainable parameters: {n_train:,} ({100 * n_train / backend.base_parameters:.2f}% of the "
         f"{backend.base_parameters:,} {'' if method.method == 'full' else 'frozen '}base parameters)"
         + (f", of which the fusion layers {n_fusion:,}" if n_fusion else ""))
+    per_step = cfg.grad_accum * world  # micro-batches per optimizer step, over all processes
+    if world > 1:
+        log(f"{world} processes: {cfg.batch_size} x {cfg.grad_accum} x {world} = {cfg.batch_size * per_step} "
+            f"examples per optimizer step")
 
     if cfg.gradient_checkpointing:
         backend.gradient_checkpointing()
     if base_dtype == "bf16":
         backend.cast_frozen(torch.bfloat16)  # before the move: the device never holds an fp32 copy
-    accelerator = Accelerator(mixed_precision=mixed)
-    device = accelerator.device
     backend.model.to(device)
     if cfg.compile:
         backend.model.compile()  # in place: parameter names, saving and keep-best are unchanged
     optimizer = torch.optim.AdamW(params.values(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                   fused=device.type == "cuda")
-    steps_per_epoch = math.ceil(len(epoch_plan(data, cfg, 0)) / cfg.grad_accum)
+    if accelerator.scaler is not None:  # fp16: backward scales the loss, so steps go through the scaler (unscale,
+        optimizer = accelerator.prepare_optimizer(optimizer, device_placement=False)  # skip overflowing steps)
+    steps_per_epoch = math.ceil(len(epoch_plan(data, cfg, 0)) / per_step)
     total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
 
@@ -381,13 +418,12 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
                 p.copy_(trainable[n])
         optimizer.load_state_dict(training["optimizer"])
         scheduler.load_state_dict(training["scheduler"])
-        torch.set_rng_state(training["torch_rng"])
-        if training["cuda_rng"]:
-            torch.cuda.set_rng_state_all(training["cuda_rng"])
+        set_rng_state(training["ranks"][rank] if "ranks" in training else training, device)
         state.update({k: meta[k] for k in ("step", "best_metric", "best_step", "history")}, best_state=best)
-        _truncate_log(log_file, state["step"])
+        if is_main:
+            _truncate_log(log_file, state["step"])
         log(f"resuming {partial} from step {state['step']}")
-    elif resume:
+    elif resume and is_main:
         _truncate_log(log_file, 0)
 
     def evaluate_dev(step):
@@ -416,14 +452,15 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
         epoch, k = divmod(state["step"], steps_per_epoch)
         if epoch not in plans:
             plans = {epoch: epoch_plan(data, cfg, epoch)}
-        micro = plans[epoch][k * cfg.grad_accum:(k + 1) * cfg.grad_accum]
-        for name, idx in micro:
+        micro = plans[epoch][k * per_step:(k + 1) * per_step]
+        for name, idx in micro[rank::world]:
             batch = to_device(collate([data[name].train[i] for i in idx], tokenizer.pad_token_id), device)
             with accelerator.autocast():
                 loss = backend.forward(name, batch).loss / len(micro)
             accelerator.backward(loss)
             running += loss.detach()
             seen += len(idx)
+        distributed.sum_gradients(list(params.values()))
         if cfg.max_grad_norm:
             accelerator.clip_grad_norm_(list(params.values()), cfg.max_grad_norm)
         optimizer.step()
@@ -435,34 +472,42 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
         if step % cfg.log_steps == 0 or step == total:
             n = cfg.log_steps if step % cfg.log_steps == 0 else step % cfg.log_steps
             elapsed = time.perf_counter() - t0
-            entry = {"step": step, "epoch": round(step / steps_per_epoch, 3), "loss": running.item() / n,
-                     "lr": scheduler.get_last_lr()[0], "examples_per_s": round(seen / elapsed, 2),
+            loss_sum, seen_sum = distributed.total(torch.stack([running, torch.tensor(float(seen), device=device)]))
+            entry = {"step": step, "epoch": round(step / steps_per_epoch, 3), "loss": loss_sum.item() / n,
+                     "lr": scheduler.get_last_lr()[0], "examples_per_s": round(seen_sum.item() / elapsed, 2),
                      "seconds": round(elapsed, 3)}
-            _append_log(log_file, entry)
+            if is_main:
+                _append_log(log_file, entry)
             bar.set_postfix(loss=f"{entry['loss']:.4f}", ex_s=f"{entry['examples_per_s']:.1f}")
             running, seen, t0 = torch.zeros((), device=device), 0, time.perf_counter()
-        if (cfg.eval_steps and step % cfg.eval_steps == 0) or \
-                (not cfg.eval_steps and step % steps_per_epoch == 0) or step == total:
+        if is_main and ((cfg.eval_steps and step % cfg.eval_steps == 0) or
+                     (not cfg.eval_steps and step % steps_per_epoch == 0) or step == total):
+            # the other processes wait for it at the next step's gradient sum
             if (not state["history"] or state["history"][-1]["step"] != step) and evaluate_dev(step) is not None:
                 bar.write(f"step {step}: dev {state['history'][-1]['dev_main']:.4f} (best "
                           f"{state['best_metric']:.4f} at step {state['best_step']})")
         if cfg.save_steps and step % cfg.save_steps == 0 and step < total:
-            save_checkpoint(partial, step, params, optimizer, scheduler, state)
+            rng = gather_object([rng_state(device)])
+            if is_main:
+                save_checkpoint(partial, step, params, optimizer, scheduler, state, rng)
     bar.close()
 
-    if state["best_state"] is not None:
-        with torch.no_grad():  # keep-best: the module published is the best dev state
-            for n, p in params.items():
-                p.copy_(state["best_state"][n].to(p.device))
-        best = next(h for h in state["history"] if h["step"] == state["best_step"])
-    else:  # no dev set: the last state
-        best = {"step": state["step"], "dev": {}}
-    backend.save(partial)
-    write_json(partial / CARD, module_card(cfg, spec, method, base_config, backend, data, best, partial, inters))
-    shutil.rmtree(partial / "checkpoints", ignore_errors=True)
-    replace_dir(partial, out)
-    log(f"saved {out} " + (f"(best dev {state['best_metric']:.4f} at step {state['best_step']})"
-                           if state["best_metric"] is not None else "(no dev set: the last state)"))
+    if is_main:
+        if state["best_state"] is not None:
+            with torch.no_grad():  # keep-best: the module published is the best dev state
+                for n, p in params.items():
+                    p.copy_(state["best_state"][n].to(p.device))
+            best = next(h for h in state["history"] if h["step"] == state["best_step"])
+        else:  # no dev set: the last state
+            best = {"step": state["step"], "dev": {}}
+        backend.save(partial)
+        write_json(partial / CARD, module_card(cfg, spec, method, base_config, backend, data, best, partial, inters,
+                                               world))
+        shutil.rmtree(partial / "checkpoints", ignore_errors=True)
+        replace_dir(partial, out)
+        log(f"saved {out} " + (f"(best dev {state['best_metric']:.4f} at step {state['best_step']})"
+                               if state["best_metric"] is not None else "(no dev set: the last state)"))
+    accelerator.wait_for_everyone()  # the others return once the module is published
     return out
 
 
@@ -474,7 +519,8 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def module_card(cfg, spec, method, base_config, backend, data, best, folder: Path, inters=()) -> dict:
+def module_card(cfg, spec, method, base_config, backend, data, best, folder: Path, inters=(),
+                world_size: int = 1) -> dict:
     """The ``adapterxfer.json`` beside the module: what it is, how it was made, checksums."""
     import accelerate
     import adapters
@@ -499,7 +545,8 @@ def module_card(cfg, spec, method, base_config, backend, data, best, folder: Pat
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
                             if k not in ("task", "output", "model", "data_dir", "cache_dir", "method", "backend",
                                          "stack", "fuse", "train_language")
-                            and not k.startswith(("lora_", "reduction"))} | {"lr": cfg.learning_rate},
+                            and not k.startswith(("lora_", "reduction"))}
+        | {"lr": cfg.learning_rate, "world_size": world_size},
         "training_data": cfg.data_dir or "huggingface",
         "training_language": cfg.train_language,
         "dev_metrics": best["dev"],

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 
 from adapterxfer import synthetic
 from adapterxfer.cli import main
-from adapterxfer.grid import plan, read_plan
+from adapterxfer.errors import UserError
+from adapterxfer.grid import Cell, plan, read_plan, run_devices
 from adapterxfer.recipes import load_recipe
 
 RECIPES = Path(__file__).parent.parent / "recipes"
@@ -257,6 +258,14 @@ def test_demo_recipe_as_shipped_uses_the_embedded_assets(tmp_path, monkeypatch, 
     assert not (tmp_path / "run").exists()  # a dry run writes nothing to --out
 
 
+def test_gpus_per_cell_in_its_older_place_still_counts(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("model: m\ntargets:\n  tasks: [xnli]\nslurm:\n  gpus_per_cell: 2\n")
+    assert load_recipe(path).gpus_per_cell == 2
+    path.write_text("model: m\ntargets:\n  tasks: [xnli]\n")
+    assert load_recipe(path).gpus_per_cell == 1
+
+
 @pytest.mark.parametrize("text, message", [
     ("model: m\ntargets:\n  tasks: [xnli]\ntrain:\n  epocs: 2\n",
      ":5: train.epocs: unknown key (did you mean epochs?)"),
@@ -276,6 +285,9 @@ def test_demo_recipe_as_shipped_uses_the_embedded_assets(tmp_path, monkeypatch, 
     ("model: m\nintermediate:\n  tasks:\n    mnli_de: {task: mnli, train_language: de}\ntargets:\n  tasks: [xnli]\n",
      ":4: intermediate.tasks.mnli_de: train_language de: non-English training data comes from local files"),
     ("model: m\ntargets:\n  tasks:\n    xnli_2: {task: xnli}\n", ":4: targets.tasks.xnli_2: unknown task"),
+    ("model: m\ngpus_per_cell: 0\ntargets:\n  tasks: [xnli]\n", ":2: gpus_per_cell: must be at least 1"),
+    ("model: m\ngpus_per_cell: 2\ntargets:\n  tasks: [xnli]\nslurm:\n  gpus_per_cell: 4\n",
+     ":6: slurm.gpus_per_cell: differs from gpus_per_cell (2)"),
 ])
 def test_recipe_errors_name_the_file_line_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -312,3 +324,120 @@ def test_a_row_can_train_its_task_on_other_data_beside_the_english_row(tmp_path,
     r["intermediate"]["tasks"].pop("mnli_de")
     path.write_text(yaml.safe_dump(r, sort_keys=False))
     assert {c.id for c in plan(load_recipe(path), tmp_path / "run")} < {c.id for c in cells}
+
+
+def test_slurm_script_launches_training_cells_on_several_gpus(tmp_path, tiny_model_dir, synthetic_data, xtreme):
+    recipe = demo_recipe(tmp_path, tiny_model_dir, synthetic_data, xtreme, gpus_per_cell=2)
+    out = tmp_path / "run"
+    result = grid(recipe, "--out", out, "--slurm")
+    assert result.exit_code == 0, result.output
+    script = tmp_path / "grid.sbatch"
+    script.write_text(result.stdout)
+    assert "accelerate.commands.launch" in result.stdout
+    _, cells = read_plan(out)
+    kind = {c.id: c.kind for c in cells}
+    stage = {c.id: c.stage for c in cells}
+    assert all(c.identity.get("processes") == (None if c.kind == "evaluate" else 2) for c in cells)
+
+    bin_dir = tmp_path / "bin"  # a fake sbatch records each submission and answers a job id
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/bin/bash\necho "$@" >> "$SUBMITTED"\n'
+                                    'echo $((1000 + $(wc -l < "$SUBMITTED")))\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SUBMITTED": str(tmp_path / "submitted"),
+           "XF": "echo plain", "LAUNCH": "echo launch"}
+    subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True)
+    jobs = {}  # job id -> (indices, GPUs per task, dependencies)
+    for n, line in enumerate((tmp_path / "submitted").read_text().splitlines()):
+        first, last = map(int, line.split("--array=")[1].split()[0].split("-"))
+        after = line.split("--dependency=afterany:")[1].split()[0].split(":") if "--dependency" in line else []
+        jobs[str(1001 + n)] = (range(first, last + 1), int(line.split("--gres=gpu:")[1].split()[0]), after)
+
+    named = {}  # cell id -> (its array job, the command its task runs)
+    for job, (indices, _, _) in jobs.items():
+        for i in indices:
+            run = subprocess.run(["bash", str(script)], env={**env, "SLURM_ARRAY_TASK_ID": str(i)},
+                                 check=True, capture_output=True, text=True)
+            args = run.stdout.split()
+            assert args[-4:-1] == ["run-cell", "--out", str(out.resolve())] and args[-1] not in named
+            named[args[-1]] = (job, args[:-4])
+    assert sorted(named) == sorted(kind)
+    for cell_id, (job, command) in named.items():
+        if kind[cell_id] == "evaluate":
+            assert jobs[job][1] == 1 and command == ["plain", "grid"]
+        else:  # training: 2 GPUs, 2 processes through accelerate's launcher
+            assert jobs[job][1] == 2 and command == ["launch", "--num_processes", "2", "-m", "adapterxfer.cli", "grid"]
+    job_stage = {job: {stage[c] for c, (j, _) in named.items() if j == job} for job in jobs}
+    assert all(len(s) == 1 for s in job_stage.values())  # an array job holds one stage
+    job_stage = {job: s.pop() for job, s in job_stage.items()}
+    assert any(len([j for j in jobs if job_stage[j] == s]) == 2 for s in job_stage.values())  # 2 and 1 GPU
+    for job, (_, _, after) in jobs.items():  # each job waits for every job of the stage before
+        assert set(after) == {j for j in jobs if job_stage[j] == job_stage[job] - 1}
+
+
+#: A stand-in for a cell's process: records its devices and times, then marks the cell done.
+FAKE_CELL = """import json, os, sys, time
+out, cell = sys.argv[1:]
+start = time.time()
+time.sleep(0.3)
+with open(os.path.join(out, "record.jsonl"), "a") as f:
+    f.write(json.dumps({"cell": cell, "devices": os.environ["CUDA_VISIBLE_DEVICES"], "start": start,
+                        "end": time.time()}) + "\\n")
+open(os.path.join(out, "cells", cell, "done.json"), "w").write("{}")
+"""
+
+
+def test_devices_run_training_cells_on_groups_of_free_devices(tmp_path):
+    def cell(name, kind, deps=()):
+        c = Cell(name, kind, "r", "t", 0, list(deps), {}, {} if kind == "evaluate" else {"processes": 2})
+        c.folder(tmp_path).mkdir(parents=True)
+        return c
+
+    cells = [cell("t1", "target"), cell("t2", "target"), cell("e0", "evaluate"), cell("e1", "evaluate", ["t1"]),
+             cell("e2", "evaluate", ["t2"]), cell("t3", "target", ["e1"])]
+    commands = []
+
+    def command(c, out):  # what would run: accelerate launch for training cells (inspected below)
+        from adapterxfer.grid import cell_command
+        commands.append(cell_command(c, out))
+        return [sys.executable, "-c", FAKE_CELL, str(out), c.id]
+
+    result = run_devices(cells, tmp_path, ["0", "1", "2"], lambda *_: None, command=command)
+    assert all(v == "done" for v in result.state.values()) and len(result.state) == 6
+    runs = {r["cell"]: r for r in map(json.loads, (tmp_path / "record.jsonl").read_text().splitlines())}
+    for name, r in runs.items():
+        assert len(r["devices"].split(",")) == (1 if name.startswith("e") else 2)
+    for a in runs.values():  # cells that ran at the same time had disjoint devices
+        for b in runs.values():
+            if a is not b and a["start"] < b["end"] and b["start"] < a["end"]:
+                assert not set(a["devices"].split(",")) & set(b["devices"].split(","))
+    assert runs["e1"]["start"] >= runs["t1"]["end"] and runs["t3"]["start"] >= runs["e1"]["end"]
+    assert runs["e0"]["start"] < runs["t2"]["start"]  # e0 used the device t2 could not
+    launched = [c for c in commands if "accelerate.commands.launch" in c]
+    assert len(launched) == 3 and all(c[c.index("--num_processes") + 1] == "2" for c in launched)
+
+    with pytest.raises(UserError, match="2 GPUs"):
+        run_devices([cell("t4", "target")], tmp_path, ["0"], lambda *_: None)
+
+
+def test_a_training_cell_runs_under_accelerate_launch_on_two_processes(tmp_path, tiny_model_dir, synthetic_data,
+                                                                      xtreme):
+    recipe = demo_recipe(tmp_path, tiny_model_dir, synthetic_data, xtreme, seeds=[0], gpus_per_cell=2,
+                         intermediate={"baseline": False, "data_dir": str(synthetic_data),
+                                       "tasks": {"mnli": {"max_steps": 4}}},
+                         targets={"data_dir": str(xtreme[0]), "tasks": {"bucc2018": None}},
+                         evaluate={"languages": {"bucc2018": ["de"]}})
+    out = tmp_path / "run"
+    result = grid(recipe, "--out", out)  # no --devices: the launcher takes this machine's GPUs (here: 2 CPUs)
+    assert result.exit_code == 0, result.output
+    inter = next(out.glob("cells/inter-mnli-*"))
+    record = json.loads((inter / "done.json").read_text())
+    assert record["gpus"] == 2 and record["train"]["processes"] == 2 and record["train"]["steps"] == 4
+    card = json.loads((inter / "module" / "adapterxfer.json").read_text())
+    assert card["hyperparameters"]["world_size"] == 2
+    log = (inter / "log.txt").read_text()
+    # the main process alone logs (each line into the file, and echoed to its output, which is the file too)
+    # and speaks for the cell
+    assert log.count("== ") == 2 and log.count("saved ") == 2 and log.count(f"{inter.name}: done") == 1
+    assert sorted(p.name for p in inter.iterdir()) == [".lock", "cell.json", "done.json", "log.txt", "module"]
+    assert next(out.glob("cells/eval-mnli-bucc2018-*/done.json")).is_file()
