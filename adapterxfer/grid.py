@@ -247,8 +247,9 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
         cell.run = {"config": asdict(cfg), "processes": recipe.gpus_per_cell}
         return cell
 
-    def eval_cell(row, task, seed, of: Cell | None, step: tuple | None = None) -> Cell:
-        """The evaluation of ``of`` (None: the bare model); ``step``: a ladder step, evaluated beside clean."""
+    def eval_cell(row, task, seed, of: Cell | None, step: tuple | None = None, clean: Cell | None = None) -> Cell:
+        """The evaluation of ``of`` (None: the bare model); ``step``: a ladder step, whose clean scores are
+        those of the ``clean`` cell."""
         from .zeroshot import _split_for, languages_list
 
         spec = get_task(task)
@@ -267,18 +268,21 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
                     "of": of.identity["hash"] if of else None, "model": None if of else model_fp}
         if step:  # a clean cell's identity stays as it was before ladders existed
             identity.update(perturb=step[0], perturb_seed=recipe.evaluate.perturb_seed)
-        cell = add("evaluate", row, task, seed, [of] if of else [], identity, {}, step[1] if step else "")
+        deps = ([of] if of else []) + ([clean] if step else [])
+        cell = add("evaluate", row, task, seed, deps, identity, {}, step[1] if step else "")
         cell.run = {"module": str(of.folder(out) / "module") if of else None, "task": task, "split": split,
                     "languages": langs, "data_dir": data_dir, "labels_dir": labels, "model": paths.model,
                     "batch_size": recipe.evaluate.batch_size, "layer": recipe.evaluate.layer,
                     "cache_dir": recipe.train.get("cache_dir"), "output": str(cell.folder(out) / "eval")}
         if step:
-            cell.run.update(perturbations=step[0], seed=recipe.evaluate.perturb_seed)
+            cell.run.update(perturbations=step[0], seed=recipe.evaluate.perturb_seed,
+                            clean_results=str(clean.folder(out) / "eval" / "results.json"))
         return cell
 
     def evaluations(row, task, seed, of: Cell | None) -> None:
-        for step in [None, *ladder]:
-            eval_cell(row, task, seed, of, step)
+        clean = eval_cell(row, task, seed, of)
+        for step in ladder:
+            eval_cell(row, task, seed, of, step, clean)
 
     retrieval = [t for t in recipe.targets if get_task(t).format == "retrieval"]
     for model in recipe.models:  # the closures above read model, paths and model_fp
@@ -710,7 +714,7 @@ class CostModel:
 
     def _like(self, cell: Cell, key: str) -> list:
         """``key`` of the finished cells of the same kind, task and base model (evaluations: with or
-        without perturbed inputs, which take twice as long)."""
+        without perturbed inputs)."""
         return [d[key] for i, d in self.done.items() if d.get(key) is not None and self.group.get(i) == _group(cell)]
 
     def speed(self, model: str) -> float:
@@ -750,7 +754,7 @@ class CostModel:
                 return Estimate(done["seconds"], done.get("disk_bytes", 0))
             like = self._like(cell, "seconds")
             clean = 60 * self.recipe.cost.eval_minutes * layer_work(cell.run["model"]) / layer_work(self.model)
-            return Estimate(statistics.median(like) if like else clean * (2 if cell.identity.get("perturb") else 1), 0)
+            return Estimate(statistics.median(like) if like else clean, 0)
         if done:
             return Estimate(done["seconds"] * done.get("gpus", 1), done["disk_bytes"])
         cfg = cell.run["config"]

@@ -21,7 +21,7 @@ from .errors import UserError
 from .evaluation import predict
 from .features import cached_tokenize, collate, tokenize
 from .fileio import write_json, write_text
-from .score import TASKS as SCORED, markdown_scores, score_folder
+from .score import TASKS as SCORED, Scores, markdown_scores, score_folder
 from .tasks import TaskSpec, get_benchmark, get_task
 
 
@@ -29,13 +29,15 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
                  split: str = "dev", data_dir: str | None = None, labels_dir: str | None = None,
                  model: str | None = None, batch_size: int = 64, max_length: int | None = None,
                  layer: int | None = None, cache_dir: str | None = None, perturbations=(), seed: int = 0,
-                 benchmark: str = "xtreme", log=print) -> dict:
+                 benchmark: str = "xtreme", clean_results: str | None = None, log=print) -> dict:
     """Evaluate a module on ``languages`` (default: all of its task's in ``benchmark``, ``xtreme`` or
     ``xtreme-r``) of its task; returns what ``results.json`` holds.
 
     ``cache_dir`` keeps tokenised inputs between runs (every grid cell evaluates the same files).
     ``perturbations`` (``["char_swap:0.1", ...]``) also evaluate seeded noisy inputs, written under
-    ``perturbed/``; results then hold both scores and the drop per language."""
+    ``perturbed/``; results then hold both scores and the drop per language. ``clean_results``: the
+    results.json of this same evaluation on clean inputs, whose scores are taken instead of evaluating
+    clean inputs again (a grid's perturbation ladder)."""
     card = modules.read_module(module_dir).card if module_dir else None
     spec = get_task(task or (card["task"] if card else ""))
     if not spec.is_target:
@@ -60,7 +62,8 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     else:
         backend = modules.load_trained(module_dir, model)
         run_lang = _model_runner(spec, split, data_dir, model, backend, batch_size, max_length, cache_dir)
-    variants = {out: []} | ({out / "perturbed": ops} if ops else {})  # clean, then perturbed inputs
+    clean_done = _clean_results(clean_results, spec.name, split, langs, model) if clean_results and ops else None
+    variants = ({} if clean_done else {out: []}) | ({out / "perturbed": ops} if ops else {})  # clean, perturbed
     have_gold = dict.fromkeys(variants, True)
     ext = SCORED[spec.name].ext
     for lang in langs:
@@ -75,7 +78,7 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
             what = f" ({', '.join(map(str, variant))})" if variant else ""
             log(f"{spec.name} {lang}{what}: {n} examples in {time.perf_counter() - start:.1f} s")
 
-    scores = {}
+    scores = {out: clean_done} if clean_done else {}
     for folder in variants:
         labels = labels_dir if labels_dir and not (folder != out and _moves_labels(spec, ops)) else \
             (folder / "labels" if have_gold[folder] else None)
@@ -102,6 +105,20 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
         write_text(out / "results.md", table + "\n")
         log(table)
     return results
+
+
+def _clean_results(path: str, task: str, split: str, langs: list[str], model: str) -> Scores:
+    """The scores of a finished clean evaluation of the same task, split, languages and base model."""
+    try:
+        done = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"clean results {path}: cannot be read ({e})") from None
+    if (done.get("task"), done.get("split"), done.get("languages"), done.get("model")) != (task, split, langs, model):
+        raise UserError(f"clean results {path} are of another evaluation (task, split, languages or model differ)")
+    scores = Scores()
+    scores.update({task: done["scores"]} if done["scores"] else {})
+    scores.warnings.extend(done.get("warnings", []))
+    return scores
 
 
 def _moves_labels(spec: TaskSpec, ops) -> bool:

@@ -65,12 +65,14 @@ def test_ladder_end_to_end_rerun_new_rate_and_report(tmp_path, tiny_model_dir, s
     assert len(evals) == 18 and len(steps) == 12
     assert {tuple(c.identity["perturb"]) for c in steps} == {("char_swap:0.1",), ("word_drop:0.2",)}
     trained = {c.id for c in cells if c.kind != "evaluate"}
-    for c in steps:  # a step evaluates the clean cell's module: same dependencies, no training of its own
+    for c in steps:  # a step evaluates the clean cell's module, no training of its own, noisy inputs only
         clean = next(e for e in evals if not e.identity.get("perturb") and (e.row, e.task, e.seed) ==
                      (c.row, c.task, c.seed))
-        assert c.deps == clean.deps and set(c.deps) <= trained and c.run["module"] == clean.run["module"]
+        assert c.deps == clean.deps + [clean.id] and set(clean.deps) <= trained
+        assert c.run["module"] == clean.run["module"]
         results = json.loads((c.folder(out) / "eval" / "results.json").read_text())
         assert results["perturbations"] == c.identity["perturb"] and results["seed"] == 0
+        assert not (c.folder(out) / "eval" / "predictions").exists()  # the clean scores are the clean cell's
 
     again = grid(recipe, "--out", out)
     assert again.exit_code == 0 and f"{len(cells)} of {len(cells)} cells done (0 in this run)" in again.output

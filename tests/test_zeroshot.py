@@ -8,9 +8,11 @@ from safetensors.torch import load_file
 
 from adapterxfer import modules
 from adapterxfer.cli import main
+from adapterxfer.errors import UserError
 from adapterxfer.fileio import sha256_file
 from adapterxfer.score import score_folder
 from adapterxfer.tasks import TASKS
+from adapterxfer.zeroshot import evaluate_run
 from xtreme_fixtures import UDPOS_WITHOUT_DEV, write_xtreme_layout
 
 QUICK = ["--max-steps", "2", "--batch-size", "4", "--max-length", "64", "--doc-stride", "32", "--quiet"]
@@ -178,11 +180,18 @@ def test_evaluate_with_perturbations_reports_clean_perturbed_and_drop(tmp_path, 
     args = ["evaluate", run, "--data-dir", xtreme, "--languages", "en,th,zh", "--perturb", "char_swap:0.3",
             "--perturb", "word_swap:0.3", "--seed", "1"]
     cli(*args, "--output", tmp_path / "a")
-    cli(*args, "--output", tmp_path / "b")
+    # again, with the clean scores taken from the first run (as a grid's ladder does): only noisy inputs run
+    ops = dict(task=None, languages=["en", "th", "zh"], data_dir=str(xtreme), perturbations=["char_swap:0.3",
+               "word_swap:0.3"], seed=1, log=lambda *_: None)
+    b = evaluate_run(str(run), str(tmp_path / "b"), clean_results=str(tmp_path / "a" / "results.json"), **ops)
     a = json.loads((tmp_path / "a" / "results.json").read_text())
-    b = json.loads((tmp_path / "b" / "results.json").read_text())
     assert a["perturbations"] == ["char_swap:0.3", "word_swap:0.3"] and a["seed"] == 1
     assert a["perturbed_scores"] == b["perturbed_scores"]  # seeded: reproducible
+    assert b["scores"] == a["scores"] and b["drop"] == a["drop"]
+    assert not (tmp_path / "b" / "predictions").exists() and (tmp_path / "b" / "perturbed" / "predictions").is_dir()
+    with pytest.raises(UserError, match="another evaluation"):
+        evaluate_run(str(run), str(tmp_path / "c"), clean_results=str(tmp_path / "a" / "results.json"),
+                     **{**ops, "languages": ["en"]})
     for lang in ("en", "th", "zh"):
         assert a["drop"][lang] == pytest.approx(a["scores"][lang]["f1"] - a["perturbed_scores"][lang]["f1"])
         clean = (tmp_path / "a" / "predictions" / "panx" / f"test-{lang}.tsv").read_text()
