@@ -8,6 +8,7 @@ intermediate module active and no head.
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from contextlib import nullcontext
@@ -199,9 +200,10 @@ def _model_runner(spec, split, data_dir, model, backend, batch_size, max_length,
     head = backend.heads[spec.name]
     max_length = max_length or spec.max_length
 
+    read = functools.lru_cache(maxsize=1)(lambda lang: load_examples(spec, split, data_dir, lang))  # clean, noisy
+
     def run(lang, ops, seed):
-        examples = [perturb.perturb_example(e, spec.format, ops, seed, f"{lang}/{i}")
-                    for i, e in enumerate(load_examples(spec, split, data_dir, lang))]
+        examples = [perturb.perturb_example(e, spec.format, ops, seed, f"{lang}/{i}") for i, e in enumerate(read(lang))]
         key = {"task": spec.name, "split": f"{split}-{lang}"}
         if spec.format == "classification":
             feats = cached_tokenize(cache_dir, key, "classification", examples, tokenizer, max_length, train=False)
@@ -299,10 +301,15 @@ def _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer):
                 out[idx] = retrieval.mean_pool(hidden, batch["attention_mask"]).float().cpu()
         return out
 
-    def run(lang, ops, seed):
+    @functools.lru_cache(maxsize=1)  # a language's data and English-side embeddings serve clean and noisy runs
+    def read(lang):
         data = load_retrieval(spec, split, lang, data_dir)
+        return data, embed(data["target"])
+
+    def run(lang, ops, seed):
+        data, tgt = read(lang)
         noisy = [perturb.perturb_text(t, ops, seed, f"{lang}/{i}") for i, t in enumerate(data["source"])]
-        src, tgt = embed(noisy), embed(data["target"])  # the non-English side is perturbed
+        src = embed(noisy)  # the non-English side is perturbed
         if spec.name == "tatoeba":
             nearest = retrieval.nearest_neighbors(src, tgt)
             preds = _lines(str(int(i)) for i in nearest)
