@@ -21,8 +21,8 @@ def predict(backend, head: str, feats: list[dict], batch_size: int = 64, pad_id:
     outputs: list = [None] * len(feats)
     for idx in sorted_batches([feature_length(f) for f in feats], batch_size):
         rows = [feats[i] for i in idx]
-        batch = {k: v.to(device) for k, v in collate([{"input_ids": f["input_ids"]} for f in rows],
-                                                     pad_id).items()}
+        batch = {k: v.to(device) for k, v in collate([{k: f[k] for k in ("input_ids", "token_type_ids") if k in f}
+                                                      for f in rows], pad_id).items()}
         with autocast():
             out = backend.forward(head, batch)
         if getattr(out, "start_logits", None) is not None:

@@ -26,13 +26,15 @@ def tokenize(fmt: str, examples: list[dict], tokenizer, max_length: int, *, labe
         enc = tokenizer([e["text_a"] for e in examples],
                         [e["text_b"] for e in examples] if examples[0]["text_b"] is not None else None,
                         truncation=True, max_length=max_length)
-        return [{"input_ids": ids, "labels": e["label"]} for ids, e in zip(enc["input_ids"], examples)]
+        return [{"input_ids": ids, "labels": e["label"], **segments(enc, i)}
+                for i, (ids, e) in enumerate(zip(enc["input_ids"], examples))]
     if fmt == "multiple_choice":
         feats = []
         for e in examples:
             first = f"{e['context']} {e['question']}".strip()
             enc = tokenizer([first] * len(e["choices"]), e["choices"], truncation=True, max_length=max_length)
-            feats.append({"input_ids": enc["input_ids"], "labels": e["label"]})
+            feats.append({"input_ids": enc["input_ids"], "labels": e["label"],
+                          **({"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {})})
         return feats
     if fmt == "tagging":
         enc = tokenizer([e["tokens"] for e in examples], is_split_into_words=True, truncation=True,
@@ -55,6 +57,12 @@ def tokenize(fmt: str, examples: list[dict], tokenizer, max_length: int, *, labe
     raise ValueError(f"unknown format {fmt}")
 
 
+def segments(enc, i: int) -> dict:
+    """Row ``i``'s segment ids (the second text of a pair is segment 1) where the tokenizer gives them,
+    as mBERT's does; XLM-R's gives none."""
+    return {"token_type_ids": enc["token_type_ids"][i]} if "token_type_ids" in enc else {}
+
+
 def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
@@ -68,7 +76,7 @@ def cached_tokenize(cache_dir: str | Path | None, key: dict, fmt: str, examples:
 
     datasets.disable_progress_bars()
     ident = sha256_json({**key, "fmt": fmt, "n": len(examples), "max_length": max_length,
-                         "tokenizer": tokenizer_fingerprint(tokenizer), "version": __version__,
+                         "tokenizer": tokenizer_fingerprint(tokenizer), "version": __version__, "segments": 1,
                          "examples": _examples_digest(examples),
                          **kw})[:20]
     path = Path(cache_dir) / f"{key.get('task', 'task')}-{key.get('split', '')}-{ident}"
@@ -127,10 +135,15 @@ def collate(feats: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     for i, r in enumerate(rows):
         ids[i, :len(r)] = torch.tensor(r)
         mask[i, :len(r)] = 1
-    if multi:
-        ids, mask = ids.view(len(feats), -1, width), mask.view(len(feats), -1, width)
     batch = {"input_ids": ids, "attention_mask": mask}
     first = feats[0]
+    if "token_type_ids" in first:
+        types = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(r for f in feats for r in (f["token_type_ids"] if multi else [f["token_type_ids"]])):
+            types[i, :len(r)] = torch.tensor(r)
+        batch["token_type_ids"] = types
+    if multi:
+        batch = {k: v.view(len(feats), -1, width) for k, v in batch.items()}
     if "labels" in first:
         if isinstance(first["labels"], list):
             labels = torch.full((len(feats), width), IGNORE, dtype=torch.long)

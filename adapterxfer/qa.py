@@ -14,6 +14,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from .features import segments
+
 CLS = 0  # index of <s>: the target and the score of "no answer"
 
 
@@ -52,7 +54,7 @@ def prepare_train_features(examples: list[dict], tokenizer, max_length: int = 38
                 start = max(t for t in context if offsets[t][0] <= first_char)
                 end = min(t for t in context if offsets[t][1] >= end_char)
         feats.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-                      "start_positions": start, "end_positions": end})
+                      "start_positions": start, "end_positions": end, **segments(enc, i)})
     return feats
 
 
@@ -64,7 +66,8 @@ def prepare_eval_features(examples: list[dict], tokenizer, max_length: int = 384
     enc = _windows(examples, tokenizer, max_length, doc_stride, max_query_length)
     return [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
              "example_id": examples[enc["overflow_to_sample_mapping"][i]]["id"],
-             "offset_mapping": [o if s == 1 else None for o, s in zip(offsets, enc.sequence_ids(i))]}
+             "offset_mapping": [o if s == 1 else None for o, s in zip(offsets, enc.sequence_ids(i))],
+             **segments(enc, i)}
             for i, offsets in enumerate(enc["offset_mapping"])]
 
 

@@ -81,3 +81,29 @@ def test_cache_reuses_and_keys_on_content(tmp_path, monkeypatch):
     cached_tokenize(tmp_path, {"task": "t", "split": "train"}, "tagging", [{"tokens": ["b"], "tags": ["X"]}],
                     SplitTokenizer(), 16, label2id={"X": 0})
     assert len(calls) == 2  # other data, other cache entry
+
+
+def test_sentence_pairs_carry_segment_ids_where_the_tokenizer_gives_them(tmp_path, tiny_model_dir):
+    """mBERT-style tokenizers mark the second text as segment 1 (classification, multiple choice, QA);
+    XLM-R's gives no segment ids, and its features stay as they were."""
+    from transformers import AutoTokenizer, BertTokenizerFast
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "d"]))
+    bert = BertTokenizerFast(vocab_file=str(vocab))
+    pairs = [{"text_a": "a b", "text_b": "c", "label": 0}, {"text_a": "a", "text_b": "c d d", "label": 1}]
+    feats = tokenize("classification", pairs, bert, 32)
+    assert feats[0]["token_type_ids"] == [0, 0, 0, 0, 1, 1]  # [CLS] a b [SEP] | c [SEP]
+    batch = collate(feats, 0)
+    assert batch["token_type_ids"].tolist() == [[0, 0, 0, 0, 1, 1, 0], [0, 0, 0, 1, 1, 1, 1]]
+    choice = tokenize("multiple_choice", [{"context": "a", "question": "b", "choices": ["c", "d d"], "label": 1}],
+                      bert, 32)
+    batch = collate(choice, 0)
+    assert batch["token_type_ids"].shape == batch["input_ids"].shape == (1, 2, 7)
+    assert batch["token_type_ids"][0, 1].tolist() == [0, 0, 0, 0, 1, 1, 1]
+    qa = tokenize("span_qa", [{"id": "q", "question": "a", "context": "c d",
+                               "answers": {"text": ["d"], "answer_start": [2]}}], bert, 32, doc_stride=8)
+    assert qa[0]["token_type_ids"] == [0, 0, 0, 1, 1, 1]
+    xlmr = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    assert "token_type_ids" not in tokenize("classification", pairs, xlmr, 32)[0]
+    assert "token_type_ids" not in collate(tokenize("classification", pairs, xlmr, 32), 1)

@@ -216,6 +216,11 @@ def test_an_mbert_architecture_base_trains_with_every_backend(tmp_path, tiny_mod
     assert all(p.grad is not None for p in backend_.trainable_parameters().values())
     frozen = [p for n, p in backend_.model.named_parameters() if not p.requires_grad]
     assert frozen and all(p.grad is None for p in frozen)
+    backend_.model.eval()  # segment ids reach the encoder: the second segment changes the logits
+    with torch.no_grad():
+        plain = backend_.forward("xnli", {k: batch[k] for k in ("input_ids", "attention_mask")}).logits
+        second = backend_.forward("xnli", {**batch, "token_type_ids": (torch.arange(9) > 4).long().expand(4, 9)})
+    assert not torch.allclose(plain, second.logits)
 
 
 def test_xlm_r_xl_is_refused_by_adapters_and_takes_peft_lora(tmp_path, tiny_model_dir):
