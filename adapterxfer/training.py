@@ -335,6 +335,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     micro-batches of the same plan (process r the r-th, (r+W)-th, ...) and sums the gradients over the
     processes: the same steps as one process with ``grad_accum x W``. Only the main process writes."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -360,6 +361,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     mixed, base_dtype = cfg.precision()
     if distributed.world_size() > 1:
         distributed.state()  # join the launch's process group
+    AcceleratorState._reset_state()  # accelerate keeps one precision per process: each run sets its own
     accelerator = Accelerator(mixed_precision=mixed, cpu=distributed.use_cpu())
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
     is_main = accelerator.is_main_process

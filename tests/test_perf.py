@@ -50,18 +50,8 @@ def run(tmp_path, tiny_model_dir, synthetic_data, name, **settings):
     return train(cfg, progress=False, log=lambda *_: None)
 
 
-@pytest.fixture
-def own_precision():
-    """accelerate keeps one mixed precision per process: let this test set its own, then forget it."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state()
-    yield
-    AcceleratorState._reset_state()
-
-
 def test_bf16_base_trains_fp32_modules_that_reload_in_plain_adapters(tmp_path, tiny_model_dir, synthetic_data,
-                                                                      monkeypatch, own_precision):
+                                                                      monkeypatch):
     from adapters import AutoAdapterModel
 
     seen = {}
@@ -77,6 +67,7 @@ def test_bf16_base_trains_fp32_modules_that_reload_in_plain_adapters(tmp_path, t
 
     monkeypatch.setattr(modules, "build", build)
     monkeypatch.setattr(torch.optim, "AdamW", adamw)
+    run(tmp_path, tiny_model_dir, synthetic_data, "fp32", mixed_precision="no")  # one process, two precisions
     out = run(tmp_path, tiny_model_dir, synthetic_data, "bf16", base_dtype="bf16", mixed_precision="bf16")
     model = seen["backend"].model
     frozen = [p for p in model.parameters() if not p.requires_grad]
