@@ -192,11 +192,8 @@ def markdown(table: Table, intervals: dict | None = None) -> tuple[str, list[str
                 have = len(e.scores)
                 cells.append(f"missing ({have} of {len(table.seeds)} seeds)" if have else "missing")
                 continue
-            text = f"{e.mean:.1f}" + (f" ± {e.std:.1f}" if e.std is not None else "")
-            delta = table.delta(row, column)
             star = "*" if intervals and intervals.get((row, column)) and intervals[(row, column)].significant else ""
-            text += f" ({round(delta, 1) + 0.0:+.1f}{star})" if delta is not None else ""  # no "-0.0"
-            cells.append(text + (" †" if e.partial else ""))
+            cells.append(_entry_text(e, table.delta(row, column), star))
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     for (row, column), e in table.entries.items():
         if column == AVERAGE:
@@ -205,6 +202,16 @@ def markdown(table: Table, intervals: dict | None = None) -> tuple[str, list[str
         notes += [f"† {row} / {column}: {cell_id} scored fewer languages than planned (see its results.json)"
                   for cell_id in e.partial]
     return "\n".join(lines), notes
+
+
+def _mean_std(e: Entry) -> str:
+    return f"{e.mean:.1f}" + (f" ± {e.std:.1f}" if e.std is not None else "")
+
+
+def _entry_text(e: Entry, delta: float | None, star: str = "") -> str:
+    """``mean ± std (delta)`` of a table entry, ``†`` when scored on fewer languages than planned."""
+    text = _mean_std(e) + (f" ({round(delta, 1) + 0.0:+.1f}{star})" if delta is not None else "")  # no "-0.0"
+    return text + (" †" if e.partial else "")
 
 
 def csv_text(table: Table, intervals: dict | None = None, model: str | None = None) -> str:
@@ -241,11 +248,10 @@ def robustness_markdown(r: Robustness) -> tuple[str, list[str]]:
                  "|---|" + "---:|" * (len(r.steps) + 1)]
         for row in r.table.rows:
             e = r.table.entries[(row, task)]
-            cells = [f"{e.mean:.1f}" + (f" ± {e.std:.1f}" if e.std is not None else "") if e.complete else "missing"]
+            cells = [_mean_std(e) if e.complete else "missing"]
             for step in r.steps:
                 p, d = r.perturbed[(row, task, step)], r.drop[(row, task, step)]
-                cells.append(f"{p.mean:.1f} (drop {d.mean:.1f}" + (f" ± {d.std:.1f}" if d.std is not None else "")
-                             + ")" if p.complete else "missing")
+                cells.append(f"{p.mean:.1f} (drop {_mean_std(d)})" if p.complete else "missing")
                 notes += [f"{row} / {task} / {step}: {cell_id}: {why}" for cell_id, why in p.missing]
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
@@ -412,9 +418,7 @@ def grouped(table: Table, scored: dict, by: str) -> tuple[str, str, list[str]]:
                 if e.mean is None:
                     cells_.append("missing")
                     continue
-                text = f"{e.mean:.1f}" + (f" ± {e.std:.1f}" if e.std is not None else "")
-                text += f" ({round(delta, 1) + 0.0:+.1f})" if delta is not None else ""
-                cells_.append(text + (" †" if e.partial else ""))
+                cells_.append(_entry_text(e, delta))
             lines.append(f"| {row} | " + " | ".join(cells_) + " |")
         lines += ["", "; ".join(f"{g}: {' '.join(v)}" for g, v in groups.items())]
         blocks.append("\n".join(lines))
