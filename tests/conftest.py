@@ -20,3 +20,14 @@ def tiny_model_dir(tmp_path_factory):
 def synthetic_data(tmp_path_factory):
     """A data root with one folder per intermediate task, in the tasks' local layout."""
     return synthetic.write_all(tmp_path_factory.mktemp("synthetic") / "data")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: the tiny model gains nothing from more, and on busy shared cores more are far slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -4,7 +4,6 @@ English-trained XNLI module on the frozen tiny encoder transfers zero-shot to al
 import json
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from adapterxfer import synthetic
@@ -105,15 +104,6 @@ def test_writes_are_deterministic_atomic_and_selective(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == list("abcd")  # no temporary folders left
     with pytest.raises(UserError, match="not XTREME target tasks: mnli"):
         synthetic.write_xtreme(tmp_path / "e", tasks=["mnli"])
-
-
-@pytest.fixture
-def one_thread():
-    """One torch thread: the tiny model gains nothing from more, and on busy shared cores more are far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def cli(*args):

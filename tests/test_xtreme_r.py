@@ -3,7 +3,6 @@ intermediate data: readers on files in the real formats, scoring, training and z
 import json
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from adapterxfer import synthetic
@@ -22,14 +21,6 @@ def cli(*args, code=0):
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == code, result.output
     return result.output
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_xtreme_r_language_sets_as_its_sources_count_them():
