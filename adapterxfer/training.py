@@ -29,7 +29,8 @@ CARD = "adapterxfer.json"
 DEFAULT_LR = {"lora": 5e-4, "full": 2e-5}  # adapters: 1e-4
 DEFAULT_CACHE = Path.home() / ".cache" / "adapterxfer" / "features"
 #: Settings that change speed and memory, not what is learnt (a bf16 base under bf16 autocast feeds the
-#: matrix products the same bf16 weights): a run may resume with others, and grid cells ignore them.
+#: matrix products the same bf16 weights; compiled dropout draws other masks of the same distribution):
+#: a run may resume with others, and grid cells ignore them.
 SPEED_SETTINGS = ("base_dtype", "gradient_checkpointing", "compile")
 
 
@@ -548,7 +549,8 @@ def module_card(cfg, spec, method, base_config, backend, data, best, folder: Pat
                             if k not in ("task", "output", "model", "data_dir", "cache_dir", "method", "backend",
                                          "stack", "fuse", "train_language")
                             and not k.startswith(("lora_", "reduction"))}
-        | {"lr": cfg.learning_rate, "world_size": world_size},
+        | {"lr": cfg.learning_rate, "world_size": world_size}
+        | dict(zip(("mixed_precision", "base_dtype"), cfg.precision())),  # as run: "auto" resolved
         "training_data": cfg.data_dir or "huggingface",
         "training_language": cfg.train_language,
         "dev_metrics": best["dev"],

@@ -119,6 +119,8 @@ def test_flags_reach_the_run_and_errors_are_one_line(tmp_path, tiny_model_dir, s
     card = json.loads((tmp_path / "b" / "adapterxfer.json").read_text())
     assert card["hyperparameters"]["gradient_checkpointing"] is True
     assert card["hyperparameters"]["compile"] is False
+    gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    assert card["hyperparameters"]["mixed_precision"] == ("bf16" if gpu_bf16 else "no")  # "auto" as it ran
 
 
 def test_compile_trains_the_same_module(tmp_path, tiny_model_dir, synthetic_data, monkeypatch, backend="adapters",
