@@ -100,3 +100,35 @@ def machine() -> str:
     except OSError:
         pass
     return f"cpu ({os.cpu_count()} cores)"
+
+
+#: Dense bf16 tensor-core peaks in TFLOP/s (no sparsity), from NVIDIA's data sheets; the first name
+#: contained in the device name wins, so the specific ones come first.
+PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4, "H200": 989.4, "GH200": 989.4,
+                    "B200": 2250.0, "A100": 312.0, "L40S": 362.1, "A6000": 154.8, "L4": 121.0, "A10": 125.0}
+
+
+def peak_tflops(device: str, given: float | None = None) -> float | None:
+    """The device's dense bf16 peak: ``given`` (``--peak-tflops``) or looked up by GPU name; None on a CPU."""
+    if given or device != "cuda":
+        return given
+    name = torch.cuda.get_device_name()
+    return next((peak for key, peak in PEAK_BF16_TFLOPS.items() if key in name), None)
+
+
+def step_flops(size: str, batch: int, seq: int, trainable: int, frozen_base: bool) -> float:
+    """Model FLOPs of one training step of an XLM-R ``size`` encoder on ``batch x seq`` tokens.
+
+    Per token and layer the forward takes 2 FLOPs per weight of the 12 h^2 matrix weights and
+    4 s h in attention (scores and the weighted sum). Full fine-tuning's backward takes twice the
+    forward (gradients of activations and of weights: 6N, as PaLM's MFU). A frozen base needs only
+    activation gradients: 2 FLOPs per frozen weight, but twice the attention forward, since both
+    operands of its products are activations; trainable weights count 6 each (negligible).
+    Recomputation under gradient checkpointing is not model FLOPs and is not counted; the embedding
+    lookup costs none.
+    """
+    hidden, layers, _, ffn = SIZES[size]
+    matrix = layers * (4 * hidden * hidden + 2 * hidden * ffn)
+    attention = layers * 4 * seq * hidden
+    per_token = 6 * matrix + 3 * attention if not frozen_base else 4 * matrix + 3 * attention + 6 * trainable
+    return batch * seq * per_token

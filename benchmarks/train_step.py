@@ -9,8 +9,13 @@ state, saved module size, and ratios against full fine-tuning and against two fo
 same batch (a frozen-base step needs one forward and one activation-gradient pass).
 
 Variants add options to a method: ``+ckpt`` gradient checkpointing, ``+bf16base`` the frozen base weights
-in bf16 under bf16 autocast (on the CPU too), e.g. ``--methods full,seq_bn,seq_bn+ckpt,seq_bn+bf16base``.
+in bf16 under bf16 autocast (on the CPU too), ``+compile`` torch.compile (inductor) as ``--compile`` does,
+e.g. ``--methods full,seq_bn,seq_bn+ckpt,seq_bn+bf16base,seq_bn+bf16base+compile``.
 Peak memory is counted from after the model is built (and cast), so it is the training's own.
+
+Model FLOP utilisation (``mfu``) is the step's model FLOPs (``common.step_flops``: 6 per weight and token
+for full fine-tuning, 4 for a frozen base) per second over the device's dense bf16 peak, looked up by
+GPU name or given with ``--peak-tflops``; ``tflops`` is the achieved rate either way.
 """
 from __future__ import annotations
 
@@ -25,11 +30,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (machine, median_time, model_dir, peak_memory_bytes, reset_peak_memory,  # noqa: E402
-                    run_isolated, table)
+from common import (machine, median_time, model_dir, peak_memory_bytes, peak_tflops,  # noqa: E402
+                    reset_peak_memory, run_isolated, step_flops, table)
 
 METHODS = ("full", "seq_bn", "lora", "lora_peft", "stack", "fusion_dynamic", "fusion_light")
-VARIANTS = ("ckpt", "bf16base")
+VARIANTS = ("ckpt", "bf16base", "compile")
 
 
 def make_intermediate(base: Path, folder: Path, name: str) -> Path:
@@ -97,6 +102,8 @@ def measure(args) -> dict:
     work = Path(tempfile.mkdtemp())
     model, loss_fn, save, fusion = build(args.one, base, work)
     model.to(device).train()
+    if "compile" in args.one:
+        model.compile()  # in place, as training's --compile
     reset_peak_memory(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=device == "cuda")
@@ -128,7 +135,10 @@ def measure(args) -> dict:
     saved = sum(p.stat().st_size for p in (work / "saved").rglob("*") if p.is_file())
     shutil.rmtree(work, ignore_errors=True)
     trainable = sum(p.numel() for p in params)
-    return {"method": args.one, "step_s": round(step_s, 4), "examples_s": round(args.batch / step_s, 2),
+    tflops = step_flops(args.size, args.batch, args.seq, trainable, not args.one.startswith("full")) / step_s / 1e12
+    peak_rate = peak_tflops(device, args.peak_tflops)
+    return {"tflops": round(tflops, 2), "mfu": f"{100 * tflops / peak_rate:.1f}%" if peak_rate else "",
+            "method": args.one, "step_s": round(step_s, 4), "examples_s": round(args.batch / step_s, 2),
             "peak_gb": round(peak / 1e9, 3), "x_2fwd": round(step_s / (2 * forward_s), 3),
             "trainable": trainable, "fusion": fusion, "optim_mb": round(state_bytes / 1e6, 2),
             "saved_mb": round(saved / 1e6, 2)}
@@ -144,14 +154,18 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--small-vocab", action="store_true", help="the synthetic 10k vocabulary, not 250k")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, for MFU (default: "
+                        "looked up by GPU name)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(args)))
         return
     model_dir(args.size, args.small_vocab)  # build once, outside the timed processes
+    peak_rate = peak_tflops(args.device, args.peak_tflops)
     print(f"train_step: XLM-R {args.size} shape, batch {args.batch} x {args.seq}, {args.device} ({machine()}), "
-          f"vocab {'small' if args.small_vocab else '250k'}, median of {args.steps} steps after {args.warmup}")
+          f"vocab {'small' if args.small_vocab else '250k'}, median of {args.steps} steps after {args.warmup}"
+          + (f"; MFU against a dense bf16 peak of {peak_rate:g} TFLOP/s" if peak_rate else ""))
     rows = []
     for method in args.methods.split(","):
         flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
@@ -168,7 +182,7 @@ def main(argv=None):
             r["x_full_mem"] = round(r["peak_gb"] / full["peak_gb"], 3)
             r["x_full_size"] = round(r["saved_mb"] / full["saved_mb"], 4)
             r["share"] = f"{100 * r['trainable'] / full['trainable']:.2f}%"
-    print(table(rows, ["method", "step_s", "examples_s", "peak_gb", "x_2fwd", "x_full_time", "x_full_mem",
+    print(table(rows, ["method", "step_s", "examples_s", "tflops", "mfu", "peak_gb", "x_2fwd", "x_full_time", "x_full_mem",
                        "trainable", "share", "fusion", "optim_mb", "saved_mb", "x_full_size", "skipped"]))
 
 
