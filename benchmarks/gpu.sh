@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Every GPU figure of BENCHMARKS.md and the CUDA tests, in one command on a one-GPU machine:
+#
+#   bash benchmarks/gpu.sh                 # logs under $OUT (default gpu-results/), one file per step
+#
+# Each step has its own time limit (seconds, in the order run; a step that overruns is cut and the next
+# one starts), so a leased machine's time is spent on the figures that matter most first.
+# For a GPU machine without internet whose Python lacks this stack, first, where pip can reach the
+# registry and this stack is installed (the versions are taken from it):
+#
+#   bash benchmarks/gpu.sh fetch           # wheels for CPython 3.12 x86-64 into .whl/ (git-ignored)
+#
+# and carry .whl/ along: the run installs them into /tmp/site and puts them first on the path.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}  # the README's venv
+
+if [ "${1:-}" = fetch ]; then
+  set -e
+  mkdir -p .whl
+  pkgs=(transformers tokenizers huggingface_hub adapters peft datasets dill multiprocess flask itsdangerous blinker)
+  pins=$("$PY" -m pip show "${pkgs[@]}" | awk '/^Name:/{n=$2} /^Version:/{print n "==" $2}')
+  [ "$(wc -w <<<"$pins")" -eq "${#pkgs[@]}" ] || { echo "$PY lacks some of: ${pkgs[*]}" >&2; exit 1; }
+  plats=(); for n in 17 24 27 28 31 34; do plats+=(--platform "manylinux_2_${n}_x86_64"); done
+  # shellcheck disable=SC2086
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    "${plats[@]}" --platform manylinux2014_x86_64 -d .whl $pins
+  "$PY" -m pip wheel -q --no-deps -w .whl "seqeval==$("$PY" -m pip show seqeval | awk '/^Version:/{print $2}')"
+  ls .whl
+  exit 0
+fi
+
+OUT=${OUT:-gpu-results}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || { echo "installing the wheels in .whl/ failed" >&2; exit 1; }
+  export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/gpu.txt" 2>&1
+"$PY" -c "import torch, transformers, adapters, peft; print('torch', torch.__version__, 'transformers', \
+transformers.__version__, 'adapters', adapters.__version__, 'peft', peft.__version__)" | tee -a "$OUT/gpu.txt" || exit 1
+
+step() {  # step NAME SECONDS COMMAND...: run it with a limit, its output to $OUT/NAME.txt
+  local name=$1 limit=$2; shift 2
+  echo "== $name ($limit s): $*"
+  timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt" | tail -n 25
+  echo "== $name: exit ${PIPESTATUS[0]}"
+}
+
+step cuda_tests 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_cuda.py tests/test_perf.py
+step train_step 240 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
+  --warmup 3 --methods full,seq_bn,seq_bn+bf16base,lora_peft+bf16base,stack+bf16base,seq_bn+bf16base+compile
+step retrieval 60 "$PY" benchmarks/retrieval.py --n 400000 --chunks 4096,16384 --device cuda
+step evaluate 60 "$PY" benchmarks/evaluate.py --size large --device cuda --examples 2000 --batch 64
+step grid_cost 90 "$PY" benchmarks/grid_cost.py --size large --device cuda --batch 32 --seq 256 --steps 5
+step all_tests 300 "$PY" -m pytest -q -p no:cacheprovider
