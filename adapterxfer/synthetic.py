@@ -473,7 +473,7 @@ def _text(words: list[str]) -> str:
     return " ".join(words)
 
 
-def _nli_rows(rng: random.Random, n: int, split: str, facts: tuple[int, int] = (1, 2), unlabeled: float = 0.0):
+def nli_rows(rng: random.Random, n: int, split: str, facts: tuple[int, int] = (1, 2), unlabeled: float = 0.0):
     """Entailment: a premise fact, maybe shortened; contradiction: the same, negated; neutral: a fact about
     things the premise does not mention, negated or not. Labels as in GLUE/ANLI/SNLI (0, 1, 2; -1: none)."""
     rows = []
@@ -635,9 +635,9 @@ def _ccg_sentences(rng: random.Random, n: int, split: str):
 
 #: Row makers by data set (a source's subdir, else the task's name): ``(rng, n, split) -> rows``.
 _MAKERS = {
-    "mnli": _nli_rows,
-    "anli": lambda rng, n, split: _nli_rows(rng, n, split, facts=(2, 3)),
-    "snli": lambda rng, n, split: _nli_rows(rng, n, split, facts=(1, 1), unlabeled=0.05),
+    "mnli": nli_rows,
+    "anli": lambda rng, n, split: nli_rows(rng, n, split, facts=(2, 3)),
+    "snli": lambda rng, n, split: nli_rows(rng, n, split, facts=(1, 1), unlabeled=0.05),
     "qqp": _qqp_rows,
     "squad_v1": _squad_rows,
     "squad_v2": lambda rng, n, split: _squad_rows(rng, n, split, unanswerable=1 / 3),
@@ -720,8 +720,8 @@ def _paws_pairs(rng: random.Random, n: int) -> list[tuple[list[str], list[str], 
 
 
 def _nli_pairs(rng: random.Random, n: int) -> list[tuple[list[str], list[str], int]]:
-    """MNLI's rules (:func:`_nli_rows`), as word lists."""
-    return [(r["premise"].split(), r["hypothesis"].split(), r["label"]) for r in _nli_rows(rng, n, "")]
+    """MNLI's rules (:func:`nli_rows`), as word lists."""
+    return [(r["premise"].split(), r["hypothesis"].split(), r["label"]) for r in nli_rows(rng, n, "")]
 
 
 def _pos_sentence(rng: random.Random) -> list[tuple[str, str]]:

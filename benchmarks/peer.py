@@ -47,7 +47,7 @@ def write_data(folder: Path, n_train: int, n_dev: int, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("validation_matched", n_dev)):
         rows = [row for k, share in FACTS.items()
-                for row in synthetic._nli_rows(rng, max(1, round(n * share)), split, facts=(k, k))]
+                for row in synthetic.nli_rows(rng, max(1, round(n * share)), split, facts=(k, k))]
         rng.shuffle(rows)
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return folder
