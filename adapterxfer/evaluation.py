@@ -9,6 +9,15 @@ from . import metrics
 from .features import IGNORE, collate, feature_length, sorted_batches
 
 
+def inference_autocast(device: str):
+    """The autocast for evaluating on ``device``: bf16 on a GPU that has it, fp16 on an older one (V100, T4;
+    no loss to scale when nothing is trained), none on a CPU."""
+    if device != "cuda":
+        return nullcontext
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return lambda: torch.autocast("cuda", dtype=dtype)
+
+
 @torch.inference_mode()
 def predict(backend, head: str, feats: list[dict], batch_size: int = 64, pad_id: int = 1,
             device=None, autocast=nullcontext) -> list:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -19,7 +18,7 @@ import torch
 from . import basemodel, modules, perturb, retrieval
 from .data import available_languages, load_examples, load_retrieval
 from .errors import UserError
-from .evaluation import predict
+from .evaluation import inference_autocast, predict
 from .features import cached_tokenize, collate, tokenize
 from .fileio import write_json, write_text
 from .score import TASKS as SCORED, Scores, markdown_scores, score_folder
@@ -196,7 +195,7 @@ def _model_runner(spec, split, data_dir, model, backend, batch_size, max_length,
     tokenizer = basemodel.load_tokenizer(model)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backend.model.to(device)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" else nullcontext
+    autocast = inference_autocast(device)
     head = backend.heads[spec.name]
     max_length = max_length or spec.max_length
 

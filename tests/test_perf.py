@@ -189,3 +189,16 @@ def test_grid_cost_projection_is_the_dry_runs(tmp_path, monkeypatch):
     twice = grid_cost.projection(str(recipe), "xlm-roberta-large", 2 * 12345, 12345 / 3, str(out))
     training = 2 * (cost["module_hours"] - twice["module_hours"])
     assert training > 0 and twice["full_hours"] - cost["module_hours"] == pytest.approx(2 * training)
+
+
+@pytest.mark.filterwarnings("ignore:User provided device_type of 'cuda'")
+@pytest.mark.parametrize("bf16, dtype", [(True, torch.bfloat16), (False, torch.float16)])
+def test_evaluation_autocast_is_bf16_or_fp16_on_a_gpu_by_what_it_has(monkeypatch, bf16, dtype):
+    from contextlib import nullcontext
+
+    from adapterxfer.evaluation import inference_autocast
+
+    assert inference_autocast("cpu") is nullcontext
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    context = inference_autocast("cuda")()
+    assert isinstance(context, torch.autocast) and context.fast_dtype == dtype
