@@ -4,7 +4,8 @@
 #   bash benchmarks/gpu.sh                 # logs under $OUT (default gpu-results/), one file per step
 #
 # Each step has its own time limit (seconds, in the order run; a step that overruns is cut and the next
-# one starts), so a leased machine's time is spent on the figures that matter most first.
+# one starts) and all of them together at most $BUDGET seconds (default 540), so a leased machine's time
+# goes to the figures that matter most first; the whole test suite gets what is left.
 # For a GPU machine without internet whose Python lacks this stack, first, where pip can reach the
 # registry and this stack is installed (the versions are taken from it):
 #
@@ -42,8 +43,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/gpu.
 "$PY" -c "import torch, transformers, adapters, peft; print('torch', torch.__version__, 'transformers', \
 transformers.__version__, 'adapters', adapters.__version__, 'peft', peft.__version__)" | tee -a "$OUT/gpu.txt" || exit 1
 
+BUDGET=${BUDGET:-540}
 step() {  # step NAME SECONDS COMMAND...: run it with a limit, its output to $OUT/NAME.txt
   local name=$1 limit=$2; shift 2
+  local left=$((BUDGET - SECONDS))
+  [ "$limit" -gt "$left" ] && limit=$left
+  [ "$limit" -lt 20 ] && { echo "== $name: skipped, $left s of the budget left"; return; }
   echo "== $name ($limit s): $*"
   timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt" | tail -n 25
   echo "== $name: exit ${PIPESTATUS[0]}"
@@ -52,7 +57,7 @@ step() {  # step NAME SECONDS COMMAND...: run it with a limit, its output to $OU
 step cuda_tests 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_cuda.py tests/test_perf.py
 step train_step 240 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
   --warmup 3 --methods full,seq_bn,seq_bn+bf16base,lora_peft+bf16base,stack+bf16base,seq_bn+bf16base+compile
-step retrieval 60 "$PY" benchmarks/retrieval.py --n 400000 --chunks 4096,16384 --device cuda
+step retrieval 60 "$PY" benchmarks/retrieval.py --n 400000 --chunks 4096,8192 --device cuda
 step evaluate 60 "$PY" benchmarks/evaluate.py --size large --device cuda --examples 2000 --batch 64
 step grid_cost 90 "$PY" benchmarks/grid_cost.py --size large --device cuda --batch 32 --seq 256 --steps 5
-step all_tests 300 "$PY" -m pytest -q -p no:cacheprovider
+step all_tests 600 "$PY" -m pytest -q -p no:cacheprovider

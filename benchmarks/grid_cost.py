@@ -8,7 +8,8 @@ A training step of the recipe's module and of full fine-tuning is timed at ``--b
 its own process, as benchmarks/train_step.py does); batch x seq / step time is a padded-tokens/s speed, the
 unit of the cost model (grid.project): every training cell costs its steps x batch x max length at that
 speed. Evaluation cells cost the recipe's ``cost.eval_minutes`` in both columns. Hours are of the device
-measured on.
+measured on. On a GPU the module's frozen base is bf16 (training's default there); full fine-tuning runs
+under bf16 autocast over fp32 weights, as ``--mixed-precision`` auto trains it.
 """
 from __future__ import annotations
 
@@ -64,6 +65,8 @@ def main(argv=None):
     from adapterxfer.recipes import load_recipe
 
     module = step_method(load_recipe(args.recipe).module)
+    if args.device == "cuda" and module != "full":
+        module += "+bf16base"  # as training runs a frozen base on a GPU (--base-dtype auto)
     base = model_dir(args.size, args.small_vocab)
     flags = [f"--size={args.size}", f"--device={args.device}", f"--batch={args.batch}", f"--seq={args.seq}",
              f"--steps={args.steps}", f"--warmup={args.warmup}"] + ["--small-vocab"] * args.small_vocab

@@ -175,6 +175,7 @@ def main(argv=None):
         except RuntimeError as e:
             row = {"method": method, "skipped": str(e).strip().splitlines()[-1][:80]}
         rows.append(row)
+        print(json.dumps(row), flush=True)  # as each finishes: a run cut short keeps what it measured
     full = next((r for r in rows if r["method"] == "full" and "step_s" in r), None)
     for r in rows:
         if full and "step_s" in r:
