@@ -876,13 +876,15 @@ def describe(recipe: Recipe, cells: list[Cell], out: Path, echo) -> None:
 def slurm_script(recipe: Recipe, cells: list[Cell], out: Path) -> str:
     """A script that submits one Slurm array job per stage and GPU count (each stage after the one before,
     ``afterany``); each array task runs one unfinished cell with ``adapterxfer grid run-cell``, under
-    ``accelerate launch`` for a training cell on several GPUs."""
+    ``accelerate launch`` for a training cell on several GPUs, with the recipe's CPUs and memory per GPU."""
     todo = sorted((c for c in cells if not is_done(out, c.id)), key=lambda c: (c.stage, -gpus(c)))
     jobs = []  # "stage first-last[%max] gpus": one array job each
     for stage, n in dict.fromkeys((c.stage, gpus(c)) for c in todo):
         idx = [i for i, c in enumerate(todo) if (c.stage, gpus(c)) == (stage, n)]
         limit = f"%{recipe.slurm.max_parallel}" if recipe.slurm.max_parallel else ""
-        jobs.append(f'"{stage} {idx[0]}-{idx[-1]}{limit} {n}"')
+        mem = re.fullmatch(r"(\d+)(\D*)", str(recipe.slurm.mem))
+        jobs.append(f'"{stage} {idx[0]}-{idx[-1]}{limit} {n} {n * recipe.slurm.cpus_per_task} '
+                    f'{n * int(mem[1])}{mem[2]}"')
     s = recipe.slurm
     options = [f"--job-name=adapterxfer-{recipe.name}", "--gres=gpu:1",
                f"--cpus-per-task={s.cpus_per_task}", f"--mem={s.mem}", f"--time={s.time}",
@@ -906,14 +908,15 @@ def slurm_script(recipe: Recipe, cells: list[Cell], out: Path) -> str:
              "CELLS=(", *(f"  {c.id}  # {n}: stage {c.stage}" + (f", {gpus(c)} GPUs" if gpus(c) > 1 else "")
                           for n, c in enumerate(todo)), ")",
              f"GPUS=({' '.join(str(gpus(c)) for c in todo)})",
-             f"JOBS=({' '.join(jobs)})  # stage, array indices, GPUs per task",
+             f"JOBS=({' '.join(jobs)})  # stage, array indices, GPUs, CPUs and memory per task",
              'if [[ -z "${SLURM_ARRAY_TASK_ID:-}" ]]; then',
              '  mkdir -p "$OUT/slurm"',
              '  stage="" before="" current=""',
              '  for job in "${JOBS[@]}"; do',
-             '    read -r s range n <<< "$job"',
+             '    read -r s range n cpus mem <<< "$job"',
              '    [[ "$s" == "$stage" ]] || { stage=$s; before=$current; current=""; }',
-             '    id=$(sbatch --parsable --array="$range" --gres="gpu:$n" ${before:+--dependency=afterany$before} "$0")',
+             '    id=$(sbatch --parsable --array="$range" --gres="gpu:$n" --cpus-per-task="$cpus" --mem="$mem" \\',
+             '         ${before:+--dependency=afterany$before} "$0")',
              '    current="$current:${id%%;*}"',
              '    echo "cells $range ($n GPU(s) each): job ${id%%;*}"',
              "  done",

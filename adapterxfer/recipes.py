@@ -53,8 +53,8 @@ class Slurm:
     partition: str | None = None
     account: str | None = None
     time: str = "24:00:00"
-    cpus_per_task: int = 8
-    mem: str = "64G"
+    cpus_per_task: int = 8  # per GPU: a job of N GPUs per task asks N times these two
+    mem: str = "64G"  # Slurm's --mem: a whole number with an optional K, M, G or T
     gpus_per_cell: int | None = None  # the older place of the top-level gpus_per_cell
     max_parallel: int | None = None  # at most this many array tasks at once (``--array=...%N``)
     sbatch: list = field(default_factory=list)  # extra ``#SBATCH`` options, e.g. "--qos=high"
@@ -354,6 +354,9 @@ class _Reader:
         for key in ("sbatch", "setup"):
             for i, line in enumerate(getattr(r.slurm, key)):
                 self.typed(line, "str", ("slurm", key, i))
+        if not re.fullmatch(r"\d+[KMGT]?", str(r.slurm.mem)):
+            raise self.error(("slurm", "mem"), f"{r.slurm.mem!r} is not a Slurm --mem value: a whole number with "
+                                               f"an optional unit K, M, G or T, as 64G")
 
 
     def check_ladder(self, r: Recipe) -> None:

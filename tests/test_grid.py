@@ -288,6 +288,8 @@ def test_gpus_per_cell_in_its_older_place_still_counts(tmp_path):
     ("model: m\ngpus_per_cell: 0\ntargets:\n  tasks: [xnli]\n", ":2: gpus_per_cell: must be at least 1"),
     ("model: m\ngpus_per_cell: 2\ntargets:\n  tasks: [xnli]\nslurm:\n  gpus_per_cell: 4\n",
      ":6: slurm.gpus_per_cell: differs from gpus_per_cell (2)"),
+    ("model: m\ntargets:\n  tasks: [xnli]\nslurm:\n  mem: 64 GB\n",
+     ":5: slurm.mem: '64 GB' is not a Slurm --mem value"),
 ])
 def test_recipe_errors_name_the_file_line_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -352,6 +354,8 @@ def test_slurm_script_launches_training_cells_on_several_gpus(tmp_path, tiny_mod
         first, last = map(int, line.split("--array=")[1].split()[0].split("-"))
         after = line.split("--dependency=afterany:")[1].split()[0].split(":") if "--dependency" in line else []
         jobs[str(1001 + n)] = (range(first, last + 1), int(line.split("--gres=gpu:")[1].split()[0]), after)
+        n_gpus = jobs[str(1001 + n)][1]  # the recipe's CPUs and memory per GPU (the default 8 and 64G)
+        assert f"--cpus-per-task={8 * n_gpus} --mem={64 * n_gpus}G" in line, line
 
     named = {}  # cell id -> (its array job, the command its task runs)
     for job, (indices, _, _) in jobs.items():
