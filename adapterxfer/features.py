@@ -130,29 +130,26 @@ def collate(feats: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     multi = isinstance(feats[0]["input_ids"][0], list)
     rows = [r for f in feats for r in f["input_ids"]] if multi else [f["input_ids"] for f in feats]
     width = max(map(len, rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r)
-        mask[i, :len(r)] = 1
-    batch = {"input_ids": ids, "attention_mask": mask}
+    lengths = torch.tensor([len(r) for r in rows])
+    batch = {"input_ids": _padded(rows, width, pad_id),
+             "attention_mask": (torch.arange(width) < lengths[:, None]).long()}
     first = feats[0]
     if "token_type_ids" in first:
-        types = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(r for f in feats for r in (f["token_type_ids"] if multi else [f["token_type_ids"]])):
-            types[i, :len(r)] = torch.tensor(r)
-        batch["token_type_ids"] = types
+        batch["token_type_ids"] = _padded([r for f in feats for r in (f["token_type_ids"] if multi
+                                                                     else [f["token_type_ids"]])], width, 0)
     if multi:
         batch = {k: v.view(len(feats), -1, width) for k, v in batch.items()}
     if "labels" in first:
         if isinstance(first["labels"], list):
-            labels = torch.full((len(feats), width), IGNORE, dtype=torch.long)
-            for i, f in enumerate(feats):
-                labels[i, :len(f["labels"])] = torch.tensor(f["labels"])
-            batch["labels"] = labels
+            batch["labels"] = _padded([f["labels"] for f in feats], width, IGNORE)
         else:
             batch["labels"] = torch.tensor([f["labels"] for f in feats])
     if "start_positions" in first:
         batch["start_positions"] = torch.tensor([f["start_positions"] for f in feats])
         batch["end_positions"] = torch.tensor([f["end_positions"] for f in feats])
     return batch
+
+
+def _padded(rows: list[list[int]], width: int, value: int) -> torch.Tensor:
+    """One ``[rows, width]`` long tensor of ``rows`` right-padded with ``value`` (a single copy from lists)."""
+    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
