@@ -191,7 +191,7 @@ def test_grid_cost_projection_is_the_dry_runs(tmp_path, monkeypatch):
     assert training > 0 and twice["full_hours"] - cost["module_hours"] == pytest.approx(2 * training)
 
 
-@pytest.mark.filterwarnings("ignore:User provided device_type of 'cuda'")
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
 @pytest.mark.parametrize("bf16, dtype", [(True, torch.bfloat16), (False, torch.float16)])
 def test_evaluation_autocast_is_bf16_or_fp16_on_a_gpu_by_what_it_has(monkeypatch, bf16, dtype):
     from contextlib import nullcontext
