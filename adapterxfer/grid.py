@@ -878,7 +878,7 @@ def slurm_script(recipe: Recipe, cells: list[Cell], out: Path) -> str:
     ``afterany``); each array task runs one unfinished cell with ``adapterxfer grid run-cell``, under
     ``accelerate launch`` for a training cell on several GPUs, with the recipe's CPUs and memory per GPU."""
     todo = sorted((c for c in cells if not is_done(out, c.id)), key=lambda c: (c.stage, -gpus(c)))
-    jobs = []  # "stage first-last[%max] gpus": one array job each
+    jobs = []  # "stage first-last[%max] gpus cpus mem": one array job each
     for stage, n in dict.fromkeys((c.stage, gpus(c)) for c in todo):
         idx = [i for i, c in enumerate(todo) if (c.stage, gpus(c)) == (stage, n)]
         limit = f"%{recipe.slurm.max_parallel}" if recipe.slurm.max_parallel else ""
