@@ -10,7 +10,7 @@ same batch (a frozen-base step needs one forward and one activation-gradient pas
 
 Variants add options to a method: ``+ckpt`` gradient checkpointing, ``+bf16base`` the frozen base weights
 in bf16 under bf16 autocast (on the CPU too), ``+compile`` torch.compile (inductor) as ``--compile`` does,
-e.g. ``--methods full,seq_bn,seq_bn+ckpt,seq_bn+bf16base,seq_bn+bf16base+compile``.
+``+cudagraphs`` inductor with CUDA graphs (``mode="reduce-overhead"``, not a training option yet), e.g. ``--methods full,seq_bn,seq_bn+ckpt,seq_bn+bf16base,seq_bn+bf16base+compile``.
 Peak memory is counted from after the model is built (and cast), so it is the training's own.
 
 Model FLOP utilisation (``mfu``) is the step's model FLOPs (``common.step_flops``: 6 per weight and token
@@ -34,7 +34,7 @@ from common import (machine, median_time, model_dir, peak_memory_bytes, peak_tfl
                     reset_peak_memory, run_isolated, step_flops, table)
 
 METHODS = ("full", "seq_bn", "lora", "lora_peft", "stack", "fusion_dynamic", "fusion_light")
-VARIANTS = ("ckpt", "bf16base", "compile")
+VARIANTS = ("ckpt", "bf16base", "compile", "cudagraphs")
 
 
 def make_intermediate(base: Path, folder: Path, name: str) -> Path:
@@ -102,8 +102,10 @@ def measure(args) -> dict:
     work = Path(tempfile.mkdtemp())
     model, loss_fn, save, fusion = build(args.one, base, work)
     model.to(device).train()
-    if "compile" in args.one:
+    if "compile" in args.one.split("+"):
         model.compile()  # in place, as training's --compile
+    elif "cudagraphs" in args.one.split("+"):  # inductor with CUDA graphs: fewer kernel launches at a fixed shape
+        model.compile(mode="reduce-overhead")
     reset_peak_memory(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=device == "cuda")
