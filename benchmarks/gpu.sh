@@ -39,21 +39,23 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/gpu.txt" 2>&1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/host.txt" 2>&1
 "$PY" -c "import torch, transformers, adapters, peft; print('torch', torch.__version__, 'transformers', \
-transformers.__version__, 'adapters', adapters.__version__, 'peft', peft.__version__)" | tee -a "$OUT/gpu.txt" || exit 1
+transformers.__version__, 'adapters', adapters.__version__, 'peft', peft.__version__)" | tee -a "$OUT/host.txt" || exit 1
 
 BUDGET=${BUDGET:-540}
-step() {  # step NAME SECONDS COMMAND...: run it with a limit, its output to $OUT/NAME.txt
+step() {  # step NAME SECONDS COMMAND...: run it with a limit, its output added to $OUT/NAME.txt
   local name=$1 limit=$2; shift 2
   local left=$((BUDGET - SECONDS))
   [ "$limit" -gt "$left" ] && limit=$left
   [ "$limit" -lt 20 ] && { echo "== $name: skipped, $left s of the budget left"; return; }
   echo "== $name ($limit s): $*"
-  timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt" | tail -n 25
+  timeout "$limit" "$@" 2>&1 | tee -a "$OUT/$name.txt" | tail -n 25
   echo "== $name: exit ${PIPESTATUS[0]}"
 }
 
+step host 90 "$PY" benchmarks/host_overhead.py --size large --device cuda \
+  --methods seq_bn,seq_bn+bf16base,lora_peft+bf16base,seq_bn+bf16base+cudagraphs  # MFU ceilings from host time
 step cuda_tests 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_cuda.py tests/test_perf.py
 step train_step 300 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
   --warmup 3 --methods full,seq_bn,seq_bn+bf16base,seq_bn+bf16base+compile,seq_bn+bf16base+cudagraphs,\
