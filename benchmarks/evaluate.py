@@ -5,15 +5,17 @@ plain loop that pads every batch to the maximum length in file order.
     python benchmarks/evaluate.py --size large --device cuda --examples 20000
 
 The inputs mix realistic lengths: XNLI-like sentence pairs, PAN-X-like sentences and QA contexts
-(lengths drawn from the ranges in LENGTHS). Tokens/s counts real (non-padding) tokens only.
+(lengths drawn from the ranges in LENGTHS). Tokens/s counts real (non-padding) tokens only. Both paths
+first run once on a few batches (warm-up: on a GPU, library and kernel set-up), then the median of
+``--repeat`` timed passes over all inputs.
 """
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -42,10 +44,11 @@ def main(argv=None):
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--small-vocab", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1, help="timed passes per path (median)")
     args = parser.parse_args(argv)
 
     from adapterxfer import modules
-    from adapterxfer.evaluation import predict
+    from adapterxfer.evaluation import inference_autocast, predict
 
     base = model_dir(args.size, args.small_vocab)
     backend = modules.build(str(base), "task", modules.MethodConfig(),
@@ -53,13 +56,13 @@ def main(argv=None):
     backend.model.to(args.device).eval()
     feats = features(args.examples, backend.model.config.vocab_size)
     real_tokens = sum(len(ids) for _, ids in feats)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if args.device == "cuda" else nullcontext
+    autocast = inference_autocast(args.device)  # as evaluate runs: bf16 (fp16 on older GPUs), none on a CPU
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
-    def ours():
+    def ours(feats=feats):
         predict(backend, "task", [{"input_ids": ids} for _, ids in feats], args.batch, 1, args.device, autocast)
 
-    def plain():  # pad to the task's maximum length, file order, as the peer's example scripts do
+    def plain(feats=feats):  # pad to the task's maximum length, file order, as the peer's example scripts do
         with torch.inference_mode():
             for start in range(0, len(feats), args.batch):
                 chunk = feats[start:start + args.batch]
@@ -73,12 +76,15 @@ def main(argv=None):
 
     rows = []
     for name, fn in (("plain padded loop", plain), ("adapterxfer predict", ours)):
-        fn() if args.examples <= 200 else None  # warm-up on small runs only; large runs amortise it
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        seconds = time.perf_counter() - start
+        fn(feats[:4 * args.batch])  # warm-up
+        times = []
+        for _ in range(args.repeat):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+        seconds = statistics.median(times)
         rows.append({"path": name, "seconds": round(seconds, 2), "sentences_s": round(len(feats) / seconds, 1),
                      "tokens_s": round(real_tokens / seconds, 1)})
     rows[1]["x_plain"] = round(rows[1]["tokens_s"] / rows[0]["tokens_s"], 2)

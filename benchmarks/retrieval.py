@@ -11,6 +11,7 @@ the same k-NN searches, both directions, against ours.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ def main(argv=None):
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--chunks", default="1024,4096")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs per chunk size (median)")
     parser.add_argument("--faiss", action="store_true", help="also time faiss's exact k-NN (CPU)")
     args = parser.parse_args(argv)
 
@@ -37,11 +39,15 @@ def main(argv=None):
     tgt = src + 0.5 * torch.randn(args.n, args.dim, generator=g)  # noisy translations: i pairs with i
     src, tgt = src.to(args.device), tgt.to(args.device)
     base = peak_memory_bytes(args.device)
+    mine_candidates(src[:2048], tgt[:2048], k=4, chunk_size=512)  # warm-up (on a GPU: library set-up)
     rows = []
     for chunk in map(int, args.chunks.split(",")):
-        start = time.perf_counter()
-        candidates = mine_candidates(src, tgt, k=4, chunk_size=chunk)
-        seconds = time.perf_counter() - start
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            candidates = mine_candidates(src, tgt, k=4, chunk_size=chunk)
+            times.append(time.perf_counter() - start)
+        seconds = statistics.median(times)
         right = sum(1 for (i, j) in candidates if i == j)
         rows.append({"chunk": chunk, "seconds": round(seconds, 2), "pairs_s": round(args.n / seconds, 1),
                      "peak_gb": round(peak_memory_bytes(args.device) / 1e9, 3),
