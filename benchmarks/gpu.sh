@@ -60,7 +60,7 @@ step cuda_tests 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_cuda.py
 step train_step 300 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
   --warmup 3 --methods full,seq_bn,seq_bn+bf16base,seq_bn+bf16base+compile,seq_bn+bf16base+cudagraphs,\
 lora_peft+bf16base,stack+bf16base
-step retrieval 90 "$PY" benchmarks/retrieval.py --n 400000 --chunks 4096,8192 --device cuda --repeat 3
+step retrieval 90 "$PY" benchmarks/retrieval.py --n 400000 --chunks 8192 --device cuda --repeat 2
 step evaluate 60 "$PY" benchmarks/evaluate.py --size large --device cuda --examples 2000 --batch 64 --repeat 3
 step grid_cost 90 "$PY" benchmarks/grid_cost.py --size large --device cuda --batch 32 --seq 256 --steps 5
 step peer 90 "$PY" benchmarks/peer.py --size large --device cuda --max-steps 40 --lr 1e-4
