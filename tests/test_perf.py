@@ -202,3 +202,17 @@ def test_evaluation_autocast_is_bf16_or_fp16_on_a_gpu_by_what_it_has(monkeypatch
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
     context = inference_autocast("cuda")()
     assert isinstance(context, torch.autocast) and context.fast_dtype == dtype
+
+
+def test_model_flops_and_gpu_peaks_for_mfu(monkeypatch):
+    common = load_benchmark("common")
+    # tiny: hidden 64, 4 layers, FFN 128; per layer 4*64*64 + 2*64*128 = 32,768 matrix weights; attention
+    # 4 * seq * hidden = 2,048 per token and layer at seq 8; 2 x 8 tokens
+    matrix, attention = 4 * 32768, 4 * 2048
+    assert common.step_flops("tiny", 2, 8, 10, frozen_base=False) == 16 * (6 * matrix + 3 * attention)
+    assert common.step_flops("tiny", 2, 8, 10, frozen_base=True) == 16 * (4 * matrix + 3 * attention + 6 * 10)
+    assert common.peak_tflops("cpu") is None and common.peak_tflops("cpu", 2.0) == 2.0
+    for name, peak in [("NVIDIA H100 80GB HBM3", 989.4), ("NVIDIA H100 PCIe", 756.0), ("NVIDIA H200", 989.4),
+                       ("NVIDIA A100-SXM4-80GB", 312.0), ("Tesla V100-SXM2-16GB", None)]:
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, name=name: name)
+        assert common.peak_tflops("cuda") == peak, name
