@@ -4,8 +4,8 @@
 #   bash benchmarks/gpu.sh                 # logs under $OUT (default gpu-results/), one file per step
 #
 # Each step has its own time limit (seconds, in the order run; a step that overruns is cut and the next
-# one starts) and all of them together at most $BUDGET seconds (default 540), so a leased machine's time
-# goes to the figures that matter most first; the whole test suite gets what is left.
+# one starts) and all of them together at most $BUDGET seconds (default 420: with a machine's start, a
+# 15-minute lease keeps room for a short rerun), most important first; the whole suite gets what is left.
 # For a GPU machine without internet whose Python lacks this stack, first, where pip can reach the
 # registry and this stack is installed (the versions are taken from it):
 #
@@ -43,7 +43,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/host
 "$PY" -c "import torch, transformers, adapters, peft; print('torch', torch.__version__, 'transformers', \
 transformers.__version__, 'adapters', adapters.__version__, 'peft', peft.__version__)" | tee -a "$OUT/host.txt" || exit 1
 
-BUDGET=${BUDGET:-540}
+BUDGET=${BUDGET:-420}
 step() {  # step NAME SECONDS COMMAND...: run it with a limit, its output added to $OUT/NAME.txt
   local name=$1 limit=$2; shift 2
   local left=$((BUDGET - SECONDS))
@@ -54,14 +54,14 @@ step() {  # step NAME SECONDS COMMAND...: run it with a limit, its output added 
   echo "== $name: exit ${PIPESTATUS[0]}"
 }
 
-step host 90 "$PY" benchmarks/host_overhead.py --size large --device cuda \
-  --methods seq_bn,seq_bn+bf16base,lora_peft+bf16base,seq_bn+bf16base+cudagraphs  # MFU ceilings from host time
-step cuda_tests 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_cuda.py tests/test_perf.py
-step train_step 300 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
-  --warmup 3 --methods full,seq_bn,seq_bn+bf16base,seq_bn+bf16base+compile,seq_bn+bf16base+cudagraphs,\
+step train_step 240 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
+  --warmup 3 --methods seq_bn+bf16base,seq_bn+bf16base+compile,full,seq_bn+bf16base+cudagraphs,seq_bn,\
 lora_peft+bf16base,stack+bf16base
-step retrieval 90 "$PY" benchmarks/retrieval.py --n 400000 --chunks 8192 --device cuda --repeat 2
-step evaluate 60 "$PY" benchmarks/evaluate.py --size large --device cuda --examples 2000 --batch 64 --repeat 3
-step grid_cost 90 "$PY" benchmarks/grid_cost.py --size large --device cuda --batch 32 --seq 256 --steps 5
-step peer 90 "$PY" benchmarks/peer.py --size large --device cuda --max-steps 40 --lr 1e-4
+step cuda_tests 120 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_cuda.py tests/test_perf.py
+step host 60 "$PY" benchmarks/host_overhead.py --size large --device cuda \
+  --methods seq_bn,seq_bn+bf16base,lora_peft+bf16base,seq_bn+bf16base+cudagraphs  # MFU ceilings from host time
+step retrieval 60 "$PY" benchmarks/retrieval.py --n 400000 --chunks 8192 --device cuda --repeat 2
+step grid_cost 60 "$PY" benchmarks/grid_cost.py --size large --device cuda --batch 32 --seq 256 --steps 5
+step evaluate 45 "$PY" benchmarks/evaluate.py --size large --device cuda --examples 2000 --batch 64 --repeat 3
+step peer 60 "$PY" benchmarks/peer.py --size large --device cuda --max-steps 40 --lr 1e-4
 step all_tests 600 "$PY" -m pytest -q -p no:cacheprovider
