@@ -17,18 +17,24 @@ import torch
 SIZES = {"tiny": (64, 4, 4, 128), "base": (768, 12, 12, 3072), "large": (1024, 24, 16, 4096)}
 
 
-def model_dir(size: str, small_vocab: bool, root: str | None = None) -> Path:
-    """A randomly initialised XLM-R of ``size`` with the tiny synthetic tokenizer, saved once and reused."""
+def model_dir(size: str, small_vocab: bool, root: str | None = None, narrow: bool = False) -> Path:
+    """A randomly initialised XLM-R of ``size`` with the tiny synthetic tokenizer, saved once and reused.
+
+    ``narrow``: ``size``'s layers and heads at hidden 4 per head (the same operations, next to no arithmetic).
+    """
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
     from adapterxfer import synthetic
 
-    root = Path(root or tempfile.gettempdir()) / f"adapterxfer-bench-{size}-{'small' if small_vocab else 'full'}"
+    kind = "narrow" if narrow else "small" if small_vocab else "full"
+    root = Path(root or tempfile.gettempdir()) / f"adapterxfer-bench-{size}-{kind}"
     if (root / "config.json").is_file():
         return root
     hidden, layers, heads, ffn = SIZES[size]
+    if narrow:
+        hidden, ffn = 4 * heads, 16 * heads
     tokenizer = synthetic.build_tokenizer()
-    vocab = len(tokenizer) if small_vocab else 250002
+    vocab = len(tokenizer) if small_vocab or narrow else 250002
     config = XLMRobertaConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
                               num_attention_heads=heads, intermediate_size=ffn, max_position_embeddings=514,
                               pad_token_id=1, bos_token_id=0, eos_token_id=2)

@@ -16,7 +16,6 @@ proxy; ``--device cuda`` times the real launches.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -26,39 +25,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SIZES, machine, step_flops, table  # noqa: E402
+from common import SIZES, machine, model_dir, step_flops, table  # noqa: E402
 from train_step import build  # noqa: E402
-
-
-def narrow_model_dir(size: str) -> Path:
-    """``size``'s layers and heads at hidden 4 per head, with the synthetic tokenizer; saved once."""
-    from transformers import XLMRobertaConfig, XLMRobertaModel
-
-    from adapterxfer import synthetic
-
-    root = Path(tempfile.gettempdir()) / f"adapterxfer-bench-{size}-narrow"
-    if (root / "config.json").is_file():
-        return root
-    _, layers, heads, _ = SIZES[size]
-    tokenizer = synthetic.build_tokenizer()
-    config = XLMRobertaConfig(vocab_size=len(tokenizer), hidden_size=4 * heads, num_hidden_layers=layers,
-                              num_attention_heads=heads, intermediate_size=16 * heads, max_position_embeddings=514,
-                              pad_token_id=1, bos_token_id=0, eos_token_id=2)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent))
-    XLMRobertaModel(config).save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    os.replace(tmp, root)
-    return root
 
 
 def host_ms(method: str, base: Path, steps: int, warmup: int, device: str) -> float:
     torch.manual_seed(0)
     model, loss_fn, _, _ = build(method, base, Path(tempfile.mkdtemp()))
     model.to(device).train()
-    if "compile" in method.split("+"):
-        model.compile()
-    elif "cudagraphs" in method.split("+"):
-        model.compile(mode="reduce-overhead")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     batch = {"input_ids": torch.randint(5, 100, (1, 4)), "attention_mask": torch.ones(1, 4, dtype=torch.long),
              "labels": torch.tensor([1])}
@@ -91,7 +65,7 @@ def main(argv=None):
     parser.add_argument("--peak-tflops", type=float, default=989.4)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    base = narrow_model_dir(args.size)
+    base = model_dir(args.size, small_vocab=True, narrow=True)
     rows = []
     for method in args.methods.split(","):
         ms = host_ms(method, base, args.steps, args.warmup, args.device)

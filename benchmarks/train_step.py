@@ -71,7 +71,7 @@ def build(name: str, base: Path, work: Path):
         model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=3)
         if "ckpt" in variants:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        return model, lambda batch: model(**batch).loss, lambda d: model.save_pretrained(d), 0
+        return compiled(model, variants), lambda batch: model(**batch).loss, lambda d: model.save_pretrained(d), 0
     if method in ("seq_bn", "lora", "lora_peft"):
         config = modules.MethodConfig(method="lora" if method.startswith("lora") else "seq_bn",
                                       backend="peft" if method == "lora_peft" else "adapters")
@@ -92,7 +92,18 @@ def build(name: str, base: Path, work: Path):
         backend.gradient_checkpointing()
     if "bf16base" in variants:
         backend.cast_frozen(torch.bfloat16)
-    return backend.model, lambda batch: backend.forward("task", batch).loss, backend.save, backend.fusion_parameters()
+    return (compiled(backend.model, variants), lambda batch: backend.forward("task", batch).loss, backend.save,
+            backend.fusion_parameters())
+
+
+def compiled(model, variants: list[str]):
+    """``model``, compiled in place for ``+compile`` (as training's --compile) or ``+cudagraphs`` (inductor with
+    CUDA graphs: fewer kernel launches at a fixed shape)."""
+    if "compile" in variants:
+        model.compile()
+    elif "cudagraphs" in variants:
+        model.compile(mode="reduce-overhead")
+    return model
 
 
 def measure(args) -> dict:
@@ -102,10 +113,6 @@ def measure(args) -> dict:
     work = Path(tempfile.mkdtemp())
     model, loss_fn, save, fusion = build(args.one, base, work)
     model.to(device).train()
-    if "compile" in args.one.split("+"):
-        model.compile()  # in place, as training's --compile
-    elif "cudagraphs" in args.one.split("+"):  # inductor with CUDA graphs: fewer kernel launches at a fixed shape
-        model.compile(mode="reduce-overhead")
     reset_peak_memory(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=device == "cuda")
