@@ -882,9 +882,8 @@ def slurm_script(recipe: Recipe, cells: list[Cell], out: Path) -> str:
     for stage, n in dict.fromkeys((c.stage, gpus(c)) for c in todo):
         idx = [i for i, c in enumerate(todo) if (c.stage, gpus(c)) == (stage, n)]
         limit = f"%{recipe.slurm.max_parallel}" if recipe.slurm.max_parallel else ""
-        mem = re.fullmatch(r"(\d+)(\D*)", str(recipe.slurm.mem))
         jobs.append(f'"{stage} {idx[0]}-{idx[-1]}{limit} {n} {n * recipe.slurm.cpus_per_task} '
-                    f'{n * int(mem[1])}{mem[2]}"')
+                    f'{recipe.slurm.mem_for(n)}"')
     s = recipe.slurm
     options = [f"--job-name=adapterxfer-{recipe.name}", "--gres=gpu:1",
                f"--cpus-per-task={s.cpus_per_task}", f"--mem={s.mem}", f"--time={s.time}",

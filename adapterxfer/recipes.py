@@ -60,6 +60,11 @@ class Slurm:
     sbatch: list = field(default_factory=list)  # extra ``#SBATCH`` options, e.g. "--qos=high"
     setup: list = field(default_factory=list)  # shell lines run before the cell, e.g. "module load cuda"
 
+    def mem_for(self, gpus: int) -> str | None:
+        """``--mem`` of a job with ``gpus`` GPUs per task: ``gpus`` times ``mem`` (None if ``mem`` is malformed)."""
+        amount = re.fullmatch(r"(\d+)([KMGT]?)", str(self.mem))
+        return amount and f"{gpus * int(amount[1])}{amount[2]}"
+
 
 @dataclass
 class Recipe:
@@ -354,7 +359,7 @@ class _Reader:
         for key in ("sbatch", "setup"):
             for i, line in enumerate(getattr(r.slurm, key)):
                 self.typed(line, "str", ("slurm", key, i))
-        if not re.fullmatch(r"\d+[KMGT]?", str(r.slurm.mem)):
+        if not r.slurm.mem_for(1):
             raise self.error(("slurm", "mem"), f"{r.slurm.mem!r} is not a Slurm --mem value: a whole number with "
                                                f"an optional unit K, M, G or T, as 64G")
 
