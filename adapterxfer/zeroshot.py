@@ -19,7 +19,7 @@ from . import basemodel, modules, perturb, retrieval
 from .data import available_languages, load_examples, load_retrieval
 from .errors import UserError
 from .evaluation import inference_autocast, predict
-from .features import cached_tokenize, collate, tokenize
+from .features import cached_tokenize, collate, sorted_batches, tokenize
 from .fileio import write_json, write_text
 from .score import TASKS as SCORED, Scores, markdown_scores, score_folder
 from .tasks import TaskSpec, get_benchmark, get_task
@@ -285,19 +285,19 @@ def _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer):
     tokenizer = basemodel.load_tokenizer(model)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder.model.to(device)
+    autocast = inference_autocast(device)
 
     def embed(sentences):
         feats = tokenize("classification", [{"text_a": s or " ", "text_b": None, "label": None} for s in sentences],
                          tokenizer, 512, train=False)
-        order = sorted(range(len(feats)), key=lambda i: -len(feats[i]["input_ids"]))
         out = torch.empty(len(feats), encoder.model.config.hidden_size)
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
+            for idx in sorted_batches([len(f["input_ids"]) for f in feats], batch_size):
                 batch = {k: v.to(device) for k, v in
                          collate([{"input_ids": feats[i]["input_ids"]} for i in idx], tokenizer.pad_token_id).items()}
-                hidden = encoder(batch["input_ids"], batch["attention_mask"])[layer]
-                out[idx] = retrieval.mean_pool(hidden, batch["attention_mask"]).float().cpu()
+                with autocast():
+                    hidden = encoder(batch["input_ids"], batch["attention_mask"])[layer]
+                out[idx] = retrieval.mean_pool(hidden, batch["attention_mask"]).cpu()
         return out
 
     @functools.lru_cache(maxsize=1)  # a language's data and English-side embeddings serve clean and noisy runs
