@@ -2,7 +2,7 @@
 
     python benchmarks/peer.py --size tiny                          # the tiny pretrained model: accuracy is learnable
     python benchmarks/peer.py --size base --max-steps 20           # XLM-R Base shape, random weights: throughput only
-    python benchmarks/peer.py --size large --device cuda --max-steps 200
+    python benchmarks/peer.py --size large --device cuda --max-steps 200 --warmup 10 --compile
 
 The same seq_bn adapter (reduction factor 16) and classification head train on the same MNLI-like data,
 with the same optimiser, schedule, batch size and epochs:
@@ -10,12 +10,14 @@ with the same optimiser, schedule, batch size and epochs:
 * plain: ``adapters``' ``examples/pytorch/text-classification/run_glue.py`` setup (``pad_to_max_length``:
   every example padded to 128 tokens; random batches; ``AutoAdapterModel`` + ``train_adapter``) in a
   Hugging Face-style loop;
-* ours: ``adapterxfer``'s training path (``training.train``): dynamic padding, length-grouped batches.
+* ours: ``adapterxfer``'s training path (``training.train``): dynamic padding, length-grouped batches;
+  with ``--compile`` also that path with ``--compile`` (torch.compile, inductor), a third row.
 
 The premises hold 1 to 12 facts of the synthetic world, so that lengths follow MNLI's (XLM-R tokens:
 median about 35, a tail past 100). Examples/s counts the training loop only (the batches' forward,
 backward and optimizer steps, from tokenised data); dev accuracy is the final state's, on the matched
-dev set, each path evaluating its own way.
+dev set, each path evaluating its own way. ``--warmup N`` leaves the first N steps out of every path's
+timing (on a GPU: kernel selection, and compilation for ``--compile``).
 """
 from __future__ import annotations
 
@@ -100,10 +102,14 @@ def plain(model_path: Path, data: Path, args) -> dict:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step, seen = step + 1, seen + len(labels)
+            if step == args.warmup:  # the timed steps start here
+                sync()
+                start, timed_from = time.perf_counter(), seen
             if step == total:
                 break
     sync()
     seconds = time.perf_counter() - start
+    seen -= timed_from if args.warmup else 0
 
     model.eval()
     correct = 0
@@ -111,26 +117,30 @@ def plain(model_path: Path, data: Path, args) -> dict:
         for ids, mask, labels in torch.utils.data.DataLoader(dev_set, batch_size=64):
             logits = model(input_ids=ids.to(args.device), attention_mask=mask.to(args.device)).logits
             correct += int((logits.argmax(-1).cpu() == labels).sum())
-    return {"path": "plain adapters (padded to 128, random batches)", "steps": step, "examples": seen,
+    return {"path": "plain adapters (padded to 128, random batches)", "steps": step - args.warmup, "examples": seen,
             "seconds": seconds, "dev_accuracy": 100 * correct / len(dev_set)}
 
 
-def ours(model_path: Path, data: Path, args, work: Path) -> dict:
-    """adapterxfer's training path; its loop time is the sum of the logged windows (no evaluation in them)."""
+def ours(model_path: Path, data: Path, args, work: Path, compile: bool = False) -> dict:
+    """adapterxfer's training path; its loop time is the sum of the logged windows (no evaluation in them)
+    after the first ``--warmup`` steps."""
     from adapterxfer.training import TrainConfig, train
 
-    cfg = TrainConfig(task="mnli", output=str(work / "ours"), model=str(model_path), data_dir=str(data),
+    name = "ours-compiled" if compile else "ours"
+    cfg = TrainConfig(task="mnli", output=str(work / name), model=str(model_path), data_dir=str(data),
                       method="seq_bn", backend="adapters", reduction_factor=16, lr=args.lr, epochs=args.epochs,
                       max_steps=args.max_steps, batch_size=args.batch, max_length=MAX_LENGTH, seed=args.seed,
-                      eval_steps=10 ** 9, save_steps=0, log_steps=10, cache_dir=str(work / "cache"))
+                      eval_steps=10 ** 9, save_steps=0, log_steps=args.warmup or 10, cache_dir=str(work / "cache"),
+                      compile=compile)
     cfg.validate()
     out = train(cfg, progress=False, log=lambda *_: None)
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    windows = [e for e in log if "seconds" in e]
+    windows = [e for e in log if "seconds" in e and e["step"] > args.warmup]
     card = json.loads((out / "adapterxfer.json").read_text())
-    steps = windows[-1]["step"]
+    steps = windows[-1]["step"] - args.warmup
     examples = round(sum(e["examples_per_s"] * e["seconds"] for e in windows))
-    return {"path": "adapterxfer (dynamic padding, length-grouped)", "steps": steps, "examples": examples,
+    label = "adapterxfer --compile" if compile else "adapterxfer (dynamic padding, length-grouped)"
+    return {"path": label, "steps": steps, "examples": examples,
             "seconds": sum(e["seconds"] for e in windows), "dev_accuracy": card["dev_metrics"]["mnli"]["accuracy"]}
 
 
@@ -145,7 +155,11 @@ def main(argv=None):
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps (throughput at base/large)")
     parser.add_argument("--lr", type=float, default=2e-3, help="[2e-3: the tiny model; 1e-4 for XLM-R]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=0, help="steps left out of the timing")
+    parser.add_argument("--compile", action="store_true", help="also time our path with --compile")
     args = parser.parse_args(argv)
+    if args.max_steps and args.warmup and args.max_steps < 2 * args.warmup:
+        parser.error("--max-steps must be at least twice --warmup (one timed log window at the least)")
 
     from adapterxfer import synthetic
 
@@ -165,15 +179,19 @@ def main(argv=None):
                                                    truncation=True, max_length=MAX_LENGTH)["input_ids"])
     print(f"peer: XLM-R {args.size} shape, seq_bn rf 16, {len(rows)} train examples (tokens: median "
           f"{lengths[len(lengths) // 2]}, mean {sum(lengths) / len(lengths):.0f}, max {lengths[-1]}), batch "
-          f"{args.batch}, {f'{args.max_steps} steps' if args.max_steps else f'{args.epochs:g} epochs'}, "
+          f"{args.batch}, {f'{args.max_steps} steps' if args.max_steps else f'{args.epochs:g} epochs'}"
+          f"{f' (the first {args.warmup} untimed)' if args.warmup else ''}, "
           f"{args.device} ({machine()})")
     results = [plain(model_path, data, args), ours(model_path, data, args, work)]
+    if args.compile:
+        results.append(ours(model_path, data, args, work, compile=True))
     for r in results:
         r["examples_s"] = round(r["examples"] / r["seconds"], 1)
         r["seconds"] = round(r["seconds"], 2)
         r["dev_accuracy"] = round(r["dev_accuracy"], 2) if args.size == "tiny" else "- (random weights)"
     print(table(results, ["path", "steps", "examples", "seconds", "examples_s", "dev_accuracy"]))
-    print(f"adapterxfer / plain: {results[1]['examples_s'] / results[0]['examples_s']:.2f}x the examples/s")
+    for r in results[1:]:
+        print(f"{r['path']} / plain: {r['examples_s'] / results[0]['examples_s']:.2f}x the examples/s")
 
 
 if __name__ == "__main__":
