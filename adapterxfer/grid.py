@@ -862,8 +862,11 @@ def describe(recipe: Recipe, cells: list[Cell], out: Path, echo) -> None:
     echo(f"\n{len(cells) - len(todo)} of {len(cells)} cells done; {len(todo)} to run: about {left:.2f} GPU-hours "
          f"of {total:.2f} in all ({speed})")
     disk, full = projection.disk, projection.full
+    how = ("" if costs.full_tokens_per_second or costs.recipe.module.get("method") == "full" else
+           f" (training at {FULL_FT_TIME}x the module's time, for a step the GPU bounds; where the host bounds"
+           f" it, as eager at batch 32 on an H200, full fine-tuning is as fast or faster: BENCHMARKS.md)")
     echo(f"disk: about {_size(disk)} for the finished grid; full fine-tuning of the same grid: about "
-         f"{full['seconds'] / 3600:.2f} GPU-hours and {_size(full['disk'])} of checkpoints")
+         f"{full['seconds'] / 3600:.2f} GPU-hours and {_size(full['disk'])} of checkpoints{how}")
     missing = sorted({c.identity["data"][len("missing:"):] for c in cells
                       if isinstance(c.identity["data"], str) and c.identity["data"].startswith("missing:")})
     if missing:
