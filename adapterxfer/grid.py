@@ -24,6 +24,7 @@ cell from its newest checkpoint and redoes an evaluation. A lock per cell keeps 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import json
@@ -556,14 +557,25 @@ def _exit_state(cell: Cell, out: Path, returncode: int) -> str:
 def run_devices(cells: list[Cell], out: Path, devices: list[str], echo, command=cell_command) -> Outcome:
     """Run independent cells in parallel, each on its own free devices (one, or the recipe's
     ``gpus_per_cell`` for training: ``CUDA_VISIBLE_DEVICES`` set to them) as ``command(cell, out)``;
-    a cell starts once the cells it needs are done."""
+    a cell starts once the cells it needs are done. A device named k times holds up to k cells at once
+    (a multi-GPU cell's devices are distinct)."""
     result = Outcome({c.id: "done" for c in cells if is_done(out, c.id)})
     pending = [c for c in cells if c.id not in result.state]
     wanted = max((gpus(c) for c in pending), default=1)
-    if wanted > len(devices):
+    if wanted > len(set(devices)):
         raise UserError(f"a training cell runs on {wanted} GPUs (gpus_per_cell) but --devices gives "
-                        f"{len(devices)}: {','.join(devices)}")
-    free = list(devices)
+                        f"{len(set(devices))}: {','.join(dict.fromkeys(devices))}")
+    free = list(range(len(devices)))  # slots: a device's id once per cell it may hold
+
+    def take(n: int) -> list[int] | None:
+        """``n`` free slots on distinct devices, the least busy devices first, or None."""
+        busy = collections.Counter(devices[s] for s in range(len(devices)) if s not in free)
+        group = []
+        for slot in sorted(free, key=lambda s: (busy[devices[s]], s)):
+            if devices[slot] not in {devices[g] for g in group}:
+                group.append(slot)
+        return group[:n] if len(group) >= n else None
+
     running: list[tuple] = []
     try:
         while pending or running:
@@ -574,14 +586,16 @@ def run_devices(cells: list[Cell], out: Path, devices: list[str], echo, command=
                     result.state[cell.id] = "blocked"
                     echo(f"{cell.id}: blocked ({blocker} did not finish)")
             for cell in [c for c in pending if all(result.state.get(d) == "done" for d in c.deps)]:
-                if gpus(cell) > len(free):
+                slots = take(gpus(cell))
+                if slots is None:
                     continue  # a smaller cell may fit meanwhile
-                group, free = free[:gpus(cell)], free[gpus(cell):]
+                free = [f for f in free if f not in slots]
+                group = [devices[g] for g in slots]
                 pending.remove(cell)
                 log = open(cell.folder(out) / "log.txt", "a", encoding="utf-8")
                 proc = subprocess.Popen(command(cell, out), stdout=log, stderr=subprocess.STDOUT,
                                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(group)})
-                running.append((proc, cell, log, time.perf_counter(), group))
+                running.append((proc, cell, log, time.perf_counter(), slots))
                 echo(f"{cell.id} ... (device{'s' * (len(group) > 1)} {','.join(group)})")
             if not running and pending:  # what is left waits on cells that another process holds
                 for cell in pending:
@@ -589,14 +603,15 @@ def run_devices(cells: list[Cell], out: Path, devices: list[str], echo, command=
                 break
             time.sleep(0.2)
             for entry in list(running):
-                proc, cell, log, start, group = entry
+                proc, cell, log, start, slots = entry
                 if proc.poll() is None:
                     continue
                 log.close()
                 running.remove(entry)
-                free = [d for d in devices if d in free or d in group]
+                free = sorted(free + slots)
                 _settle(cell, _exit_state(cell, out, proc.returncode), out, result, echo,
-                        f"{time.perf_counter() - start:.1f} s, device{'s' * (len(group) > 1)} {','.join(group)}")
+                        f"{time.perf_counter() - start:.1f} s, device{'s' * (len(slots) > 1)} "
+                        f"{','.join(devices[g] for g in slots)}")
     finally:
         for proc, *_ in running:
             proc.terminate()
@@ -975,7 +990,8 @@ def grid_cmd():
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The run folder (cells/, plan.json).")
 @click.option("--dry-run", is_flag=True, help="Print the plan, what is done, and the estimated cost; run nothing.")
 @click.option("--devices", help="Comma-separated GPU ids: cells in parallel, each on its own free GPU (a training "
-                                "cell on the recipe's gpus_per_cell of them) (e.g. 0,1,2,3).")
+                                "cell on the recipe's gpus_per_cell of them) (e.g. 0,1,2,3); an id given k times "
+                                "holds k cells at once (0,0,1,1).")
 @click.option("--slurm", is_flag=True, help="Print a Slurm array script whose tasks each run one cell.")
 @click.option("--verbose", "-v", is_flag=True, help="Show each cell's log, not only its outcome.")
 @friendly

@@ -1,5 +1,6 @@
 """The grid runner on the tiny model: the demo recipe end to end, resume after kill -9, reruns of only what
 a change touches, recorded failures, a Slurm script that names every cell once, recipe errors."""
+import collections
 import csv
 import json
 import os
@@ -422,6 +423,30 @@ def test_devices_run_training_cells_on_groups_of_free_devices(tmp_path):
 
     with pytest.raises(UserError, match="2 GPUs"):
         run_devices([cell("t4", "target")], tmp_path, ["0"], lambda *_: None)
+
+
+def test_a_device_named_twice_holds_two_cells_at_once(tmp_path):
+    def cell(name, kind):
+        c = Cell(name, kind, "r", "t", 0, [], {}, {} if kind == "evaluate" else {"processes": 2})
+        c.folder(tmp_path).mkdir(parents=True)
+        return c
+
+    cells = [cell(f"e{i}", "evaluate") for i in range(6)] + [cell("t0", "target")]
+    result = run_devices(cells, tmp_path, ["0", "0", "1"], lambda *_: None,
+                         command=lambda c, out: [sys.executable, "-c", FAKE_CELL, str(out), c.id])
+    assert all(v == "done" for v in result.state.values()) and len(result.state) == 7
+    runs = list(map(json.loads, (tmp_path / "record.jsonl").read_text().splitlines()))
+    assert next(r for r in runs if r["cell"] == "t0")["devices"] == "0,1"  # distinct devices, never 0,0
+
+    def at_once(r):  # cells running when r started, r included, by device
+        return collections.Counter(d for o in runs if o["start"] <= r["start"] < o["end"]
+                                   for d in o["devices"].split(","))
+    assert max(at_once(r)["0"] for r in runs) == 2 and max(at_once(r)["1"] for r in runs) == 1
+    device = {r["cell"]: r["devices"] for r in runs}
+    assert {device["e0"], device["e1"]} == {"0", "1"}  # the first two started: the least busy device first
+
+    with pytest.raises(UserError, match="2 GPUs.*gives 1: 0$"):
+        run_devices([cell("t1", "target")], tmp_path, ["0", "0"], lambda *_: None)
 
 
 def test_a_training_cell_runs_under_accelerate_launch_on_two_processes(tmp_path, tiny_model_dir, synthetic_data,
