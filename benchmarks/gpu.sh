@@ -9,7 +9,8 @@
 # 15-minute lease keeps room for a short rerun), most important first. The order follows what the first
 # GPU run (H200, BENCHMARKS.md) left open: eager steps there were measured and bound by the host, so
 # first the compiled ones (full fine-tuning's too, for the ratio), then our training loop compiled with
-# its varying batch shapes, the CUDA tests that run did not reach, the grid cost, CUDA graphs.
+# its varying batch shapes, the CUDA tests that run did not reach, three training processes sharing the
+# GPU (examples/s summed against one), the grid cost, CUDA graphs.
 # For a GPU machine without internet whose Python lacks this stack, first, where pip can reach the
 # registry and this stack is installed (the versions are taken from it):
 #
@@ -65,6 +66,9 @@ step train_step 200 "$PY" benchmarks/train_step.py --size large --device cuda --
 step peer 120 "$PY" benchmarks/peer.py --size large --device cuda --max-steps 60 --warmup 20 --compile --lr 1e-4
 step cuda_tests 150 "$PY" -m pytest -q -x -p no:cacheprovider --durations=0 tests/test_cuda.py \
   -k "peft or pinned or mining"
+shared="$PY benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 --warmup 3 \
+  --methods seq_bn+bf16base"  # one process, then three at once on the same GPU (grid --devices 0,0,0)
+step shared 150 bash -c "$shared && echo '-- three at once' && { $shared & $shared & $shared & wait; }"
 step grid_cost 60 "$PY" benchmarks/grid_cost.py --size large --device cuda --batch 32 --seq 256 --steps 5
 step cudagraphs 150 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
   --warmup 3 --methods seq_bn+bf16base+cudagraphs,stack+bf16base+compile
