@@ -20,15 +20,17 @@ def inference_autocast(device: str):
 
 @torch.inference_mode()
 def predict(backend, head: str, feats: list[dict], batch_size: int = 64, pad_id: int = 1,
-            device=None, autocast=nullcontext) -> list:
+            device=None, autocast=nullcontext, pack: bool | None = None) -> list:
     """Model outputs per feature, in input order: class/choice logits, per-token logits, or QA
-    ``(start_logits, end_logits)``, each cut to the feature's own length."""
+    ``(start_logits, end_logits)``, each cut to the feature's own length. ``pack`` (default: on a GPU)
+    fills batches of short rows up to the first batch's tokens (:func:`~adapterxfer.features.sorted_batches`)."""
     model = backend.model
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
+    pack = torch.device(device).type == "cuda" if pack is None else pack
     outputs: list = [None] * len(feats)
-    for idx in sorted_batches([feature_length(f) for f in feats], batch_size):
+    for idx in sorted_batches([feature_length(f) for f in feats], batch_size, pack):
         rows = [feats[i] for i in idx]
         batch = {k: v.to(device) for k, v in collate([{k: f[k] for k in ("input_ids", "token_type_ids") if k in f}
                                                       for f in rows], pad_id).items()}

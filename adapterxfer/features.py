@@ -119,10 +119,24 @@ def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Rand
     return batches
 
 
-def sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Evaluation batches: longest first, so padding is minimal and memory peaks early."""
+def sorted_batches(lengths: list[int], batch_size: int, pack: bool = False) -> list[list[int]]:
+    """Evaluation batches: longest first, so padding is minimal and memory peaks early.
+
+    ``pack``: each batch holds up to ``batch_size`` x the longest length in padded tokens, so the first
+    has ``batch_size`` rows and batches of shorter rows more, and none needs more memory than the
+    first. For a GPU, where a forward pass costs the host about the same time whatever its size; on
+    a CPU larger batches of short rows ran slower (BENCHMARKS.md, "On a GPU").
+    """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if not pack:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    budget = batch_size * max(lengths, default=0)
+    batches, start = [], 0
+    while start < len(order):
+        rows = max(batch_size, budget // max(1, lengths[order[start]]))  # a batch's first row is its longest
+        batches.append(order[start:start + rows])
+        start += rows
+    return batches
 
 
 def collate(feats: list[dict], pad_id: int) -> dict[str, torch.Tensor]:

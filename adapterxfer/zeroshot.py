@@ -292,7 +292,7 @@ def _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer):
                          tokenizer, 512, train=False)
         out = torch.empty(len(feats), encoder.model.config.hidden_size)
         with torch.inference_mode():
-            for idx in sorted_batches([len(f["input_ids"]) for f in feats], batch_size):
+            for idx in sorted_batches([len(f["input_ids"]) for f in feats], batch_size, pack=device == "cuda"):
                 batch = {k: v.to(device) for k, v in
                          collate([{"input_ids": feats[i]["input_ids"]} for i in idx], tokenizer.pad_token_id).items()}
                 with autocast():

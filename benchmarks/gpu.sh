@@ -9,7 +9,7 @@
 # 15-minute lease keeps room for a short rerun), most important first. The order follows what the first
 # GPU run (H200, BENCHMARKS.md) left open: eager steps there were measured and bound by the host, so
 # first the compiled ones (full fine-tuning's too, for the ratio), then our training loop compiled with
-# its varying batch shapes, the CUDA tests that run did not reach, three training processes sharing the
+# its varying batch shapes, evaluation with packed batches, the CUDA tests that run did not reach, three training processes sharing the
 # GPU (examples/s summed against one), the grid cost, CUDA graphs.
 # For a GPU machine without internet whose Python lacks this stack, first, where pip can reach the
 # registry and this stack is installed (the versions are taken from it):
@@ -61,10 +61,11 @@ step() {  # step NAME SECONDS COMMAND...: run it with a limit, its output added 
   echo "== $name: exit ${PIPESTATUS[0]}"
 }
 
-step train_step 200 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
+step train_step 180 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
   --warmup 3 --methods seq_bn+bf16base+compile,full+compile,lora_peft+bf16base+compile
 step peer 120 "$PY" benchmarks/peer.py --size large --device cuda --max-steps 60 --warmup 20 --compile --lr 1e-4
-step cuda_tests 150 "$PY" -m pytest -q -x -p no:cacheprovider --durations=0 tests/test_cuda.py \
+step evaluate 45 "$PY" benchmarks/evaluate.py --size large --device cuda --examples 2000 --batch 64 --repeat 3
+step cuda_tests 120 "$PY" -m pytest -q -x -p no:cacheprovider --durations=0 tests/test_cuda.py \
   -k "peft or pinned or mining"
 shared="$PY benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 --warmup 3 \
   --methods seq_bn+bf16base"  # one process, then three at once on the same GPU (grid --devices 0,0,0)
@@ -74,5 +75,4 @@ step cudagraphs 150 "$PY" benchmarks/train_step.py --size large --device cuda --
   --warmup 3 --methods seq_bn+bf16base+cudagraphs,stack+bf16base+compile
 step host 60 "$PY" benchmarks/host_overhead.py --size large --device cuda --methods full,seq_bn+bf16base+compile
 step retrieval 60 "$PY" benchmarks/retrieval.py --n 400000 --chunks 8192 --device cuda --repeat 2
-step evaluate 45 "$PY" benchmarks/evaluate.py --size large --device cuda --examples 2000 --batch 64 --repeat 3
 step all_tests 600 "$PY" -m pytest -q -p no:cacheprovider

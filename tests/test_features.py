@@ -24,6 +24,14 @@ def test_sorted_batches_longest_first():
     assert batches == [[1, 3], [0, 2]]
 
 
+def test_packed_batches_hold_more_short_rows_within_the_first_batchs_tokens():
+    lengths = [40, 10, 40, 10, 10, 10, 10, 10, 10, 10, 20, 20]
+    batches = sorted_batches(lengths, 2, pack=True)  # 2 x 40 = 80 padded tokens each
+    assert batches == [[0, 2], [10, 11, 1, 3], [4, 5, 6, 7, 8, 9]]
+    assert max(len(b) * max(lengths[i] for i in b) for b in batches) == 80
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+
+
 def test_collate_pads_to_the_batch_and_masks():
     batch = collate([{"input_ids": [0, 5, 2], "labels": 1}, {"input_ids": [0, 2], "labels": 0}], pad_id=1)
     assert batch["input_ids"].tolist() == [[0, 5, 2], [0, 2, 1]]

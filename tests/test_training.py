@@ -1,6 +1,7 @@
 """Training on the tiny pre-trained encoder: learning in every format, a frozen base, loadable output."""
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -188,3 +189,22 @@ def test_train_size_subsamples_and_is_recorded(tmp_path, tiny_model_dir, synthet
     card = json.loads((out / "adapterxfer.json").read_text())
     assert card["hyperparameters"]["train_size"] == 48
     assert any(line.startswith("mnli: 48 train examples") for line in lines)
+
+
+@pytest.mark.parametrize("fmt", ["tagging", "span_qa"])
+def test_packed_prediction_batches_give_the_same_outputs_in_fewer_forwards(tiny_model_dir, fmt):
+    backend = modules.build(str(tiny_model_dir), "t", modules.MethodConfig(),
+                            [modules.HeadSpec("t", fmt, ["a", "b", "c"] if fmt == "tagging" else [])])
+    rng = random.Random(0)
+    feats = [{"input_ids": [0] + [rng.randrange(5, 60) for _ in range(n)] + [2]}
+             for n in [30, 3, 17, 4, 5, 9, 3, 6, 2, 8, 12, 4]]
+    calls = []
+    real = backend.forward
+    backend.forward = lambda head, batch: calls.append(batch["input_ids"].shape) or real(head, batch)
+    plain = predict(backend, "t", feats, batch_size=2, pack=False)
+    packed = predict(backend, "t", feats, batch_size=2, pack=True)
+    assert len(calls) == 6 + 3  # 6 batches of 2 rows, then 3 (2, 4 and 6 rows) of up to 2 x 32 padded tokens
+    assert all(rows * width <= 2 * 32 for rows, width in calls[6:])
+    for a, b in zip(plain, packed):
+        for x, y in zip(a if fmt == "span_qa" else [a], b if fmt == "span_qa" else [b]):
+            assert x.shape == y.shape and torch.allclose(x, y, atol=1e-5)
