@@ -155,6 +155,7 @@ def main(argv=None):
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps (throughput at base/large)")
     parser.add_argument("--lr", type=float, default=2e-3, help="[2e-3: the tiny model; 1e-4 for XLM-R]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--small-vocab", action="store_true", help="base/large: the synthetic 10k vocabulary, not 250k")
     parser.add_argument("--warmup", type=int, default=0, help="steps left out of the timing")
     parser.add_argument("--compile", action="store_true", help="also time our path with --compile")
     args = parser.parse_args(argv)
@@ -169,7 +170,7 @@ def main(argv=None):
         if not (model_path / "config.json").is_file():
             synthetic.build_model_dir(model_path)
     else:
-        model_path = model_dir(args.size, small_vocab=True)
+        model_path = model_dir(args.size, args.small_vocab)
     data = write_data(work / "mnli", args.train, args.dev, args.seed)
     from transformers import AutoTokenizer
 
