@@ -1,6 +1,7 @@
 """The GPU paths: bf16 by default, fp16 through the loss scaler, inductor, pinned copies, retrieval on the GPU.
 
-Skipped without CUDA (CI has none); `benchmarks/gpu_check.sh` runs them on a GPU machine.
+Skipped without CUDA (CI has none); on a GPU machine run `pytest tests/test_cuda.py` (`benchmarks/gpu.sh` runs
+those that the first GPU run did not reach).
 """
 import json
 
