@@ -1,5 +1,5 @@
-"""Shared fixtures: the tiny pretrained XLM-R and the synthetic data of every intermediate task, built
-once per test session (about half a minute on two cores)."""
+"""Shared fixtures: the tiny pretrained XLM-R, the synthetic data of every intermediate task and of the
+grid's XTREME targets, built once per test session (about half a minute on two cores)."""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach a hub; read before transformers is imported
@@ -20,6 +20,15 @@ def tiny_model_dir(tmp_path_factory):
 def synthetic_data(tmp_path_factory):
     """A data root with one folder per intermediate task, in the tasks' local layout."""
     return synthetic.write_all(tmp_path_factory.mktemp("synthetic") / "data")
+
+
+@pytest.fixture(scope="session")
+def xtreme(tmp_path_factory):
+    """Synthetic XTREME data (XNLI, PAN-X, BUCC, Tatoeba) for the grid tests' targets, and Tatoeba's gold."""
+    root = tmp_path_factory.mktemp("xtreme")
+    data = synthetic.write_xtreme(root / "download", tasks=["xnli", "panx", "bucc2018", "tatoeba"],
+                                  n_train=32, n_dev=6, n_test=6)
+    return data, synthetic.write_tatoeba_labels(data, root / "labels")
 
 
 @pytest.fixture

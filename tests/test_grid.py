@@ -31,14 +31,6 @@ def grid(*args):
     return CliRunner().invoke(main, ["grid", *map(str, args)])
 
 
-@pytest.fixture(scope="module")
-def xtreme(tmp_path_factory):
-    """Synthetic XTREME data for the demo's targets and Tatoeba's gold."""
-    root = tmp_path_factory.mktemp("xtreme")
-    data = synthetic.write_xtreme(root / "download", tasks=list(LANGUAGES), n_train=32, n_dev=6, n_test=6)
-    return data, synthetic.write_tatoeba_labels(data, root / "labels")
-
-
 def demo_recipe(tmp_path, tiny_model_dir, synthetic_data, xtreme, **edit) -> Path:
     """recipes/demo.yaml on the session's tiny model and data, with few steps and languages; ``edit``
     replaces top-level sections (``targets={...}``)."""

@@ -12,7 +12,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from adapterxfer import basemodel, modules, synthetic
+from adapterxfer import basemodel, modules
 from adapterxfer.cli import main
 from adapterxfer.errors import UserError
 from adapterxfer.grid import CostModel, layer_work, plan, read_plan
@@ -26,13 +26,6 @@ LANGUAGES = {"xnli": ["en", "de"], "panx": ["en", "ru"], "tatoeba": ["de", "ja"]
 
 def grid(*args):
     return CliRunner().invoke(main, ["grid", *map(str, args)])
-
-
-@pytest.fixture(scope="module")
-def xtreme(tmp_path_factory):
-    root = tmp_path_factory.mktemp("xtreme")
-    data = synthetic.write_xtreme(root / "download", tasks=list(LANGUAGES), n_train=32, n_dev=6, n_test=6)
-    return data, synthetic.write_tatoeba_labels(data, root / "labels")
 
 
 def robustness_recipe(path: Path, model, synthetic_data, xtreme, **edit) -> Path:
