@@ -5,7 +5,7 @@
 #   bash benchmarks/gpu.sh peer cuda_tests # only the steps named
 #
 # Each step has its own time limit (seconds, in the order run; a step that overruns is cut and the next
-# one starts) and all of them together at most $BUDGET seconds (default 480: with a machine's start, a
+# one starts) and all of them together at most $BUDGET seconds (default 500: with a machine's start, a
 # 15-minute lease keeps room for a short rerun), most important first. The order follows what the first
 # GPU run (H200, BENCHMARKS.md) left open: eager steps there were measured and bound by the host, so
 # first the compiled ones (full fine-tuning's too, for the ratio), then our training loop compiled with
@@ -48,7 +48,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/host
 "$PY" -c "import torch, transformers, adapters, peft; print('torch', torch.__version__, 'transformers', \
 transformers.__version__, 'adapters', adapters.__version__, 'peft', peft.__version__)" | tee -a "$OUT/host.txt" || exit 1
 
-BUDGET=${BUDGET:-480}
+BUDGET=${BUDGET:-500}
 ONLY=" $* "
 step() {  # step NAME SECONDS COMMAND...: run it with a limit, its output added to $OUT/NAME.txt
   local name=$1 limit=$2; shift 2
@@ -61,9 +61,9 @@ step() {  # step NAME SECONDS COMMAND...: run it with a limit, its output added 
   echo "== $name: exit ${PIPESTATUS[0]}"
 }
 
-step train_step 180 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
+step train_step 170 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
   --warmup 3 --methods seq_bn+bf16base+compile,full+compile,lora_peft+bf16base+compile
-step peer 120 "$PY" benchmarks/peer.py --size large --device cuda --max-steps 60 --warmup 20 --compile --lr 1e-4
+step peer 150 "$PY" benchmarks/peer.py --size large --device cuda --max-steps 60 --warmup 20 --compile --lr 1e-4
 step evaluate 45 "$PY" benchmarks/evaluate.py --size large --device cuda --examples 2000 --batch 64 --repeat 3
 step cuda_tests 120 "$PY" -m pytest -q -x -p no:cacheprovider --durations=0 tests/test_cuda.py \
   -k "peft or pinned or mining"
