@@ -8,7 +8,6 @@ profile behind the peak-memory figures of BENCHMARKS.md: which operations hold t
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, model_dir, table  # noqa: E402
+from common import machine, model_arguments, model_dir, table  # noqa: E402
 from train_step import build  # noqa: E402
 
 
@@ -45,14 +44,9 @@ def saved_by_operation(loss: torch.Tensor, weights: set[int]) -> collections.Cou
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=("tiny", "base", "large"), default="tiny")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=128)
+    parser = model_arguments(__doc__, batch=8, seq=128)
     parser.add_argument("--methods", default="full,seq_bn")
     parser.add_argument("--top", type=int, default=8, help="operations listed per method")
-    parser.add_argument("--small-vocab", action="store_true")
     args = parser.parse_args(argv)
     base = model_dir(args.size, args.small_vocab)
     print(f"activations: XLM-R {args.size} shape, batch {args.batch} x {args.seq}, {args.device} ({machine()}); "

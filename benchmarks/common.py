@@ -1,6 +1,7 @@
 """Shared pieces of the benchmarks: XLM-R shapes, a random model folder, timing, peak memory."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -15,6 +16,20 @@ import torch
 
 #: XLM-R architecture shapes (hidden, layers, heads, FFN); vocab 250002 unless --small-vocab.
 SIZES = {"tiny": (64, 4, 4, 128), "base": (768, 12, 12, 3072), "large": (1024, 24, 16, 4096)}
+
+
+def model_arguments(doc: str, batch: int, seq: int | None = None,
+                    seq_help: str | None = None) -> argparse.ArgumentParser:
+    """A parser with the options every model benchmark takes: ``--size`` (one of SIZES), ``--device``,
+    ``--batch``, ``--seq`` (where ``seq`` gives its default) and ``--small-vocab``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=tuple(SIZES), default="tiny")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--batch", type=int, default=batch)
+    if seq is not None:
+        parser.add_argument("--seq", type=int, default=seq, help=seq_help)
+    parser.add_argument("--small-vocab", action="store_true", help="the synthetic 10k vocabulary, not 250k")
+    return parser
 
 
 def model_dir(size: str, small_vocab: bool, root: str | None = None, narrow: bool = False) -> Path:

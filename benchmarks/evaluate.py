@@ -14,7 +14,6 @@ first run once on a few batches (warm-up: on a GPU, library and kernel set-up), 
 """
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, model_dir, table  # noqa: E402
+from common import machine, model_arguments, model_dir, table  # noqa: E402
 
 #: (share of the examples, min tokens, max tokens, padded length of the plain loop)
 LENGTHS = {"xnli_pairs": (0.4, 20, 80, 128), "panx_sentences": (0.4, 8, 40, 128), "qa_contexts": (0.2, 120, 384, 384)}
@@ -41,12 +40,8 @@ def features(n: int, vocab: int, seed: int = 0) -> list[tuple[str, list[int]]]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=("tiny", "base", "large"), default="tiny")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser = model_arguments(__doc__, batch=32)
     parser.add_argument("--examples", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--small-vocab", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="timed passes per path (median)")
     args = parser.parse_args(argv)
 

@@ -13,13 +13,12 @@ under bf16 autocast over fp32 weights, as ``--mixed-precision`` auto trains it.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, model_dir, run_isolated, table  # noqa: E402
+from common import machine, model_arguments, model_dir, run_isolated, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_STEP = str(Path(__file__).resolve().parent / "train_step.py")
@@ -50,15 +49,10 @@ def projection(recipe_path: str, model: str, tokens_per_second: float, full_toke
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = model_arguments(__doc__, batch=8, seq=256, seq_help="the recipe's max length (QA cells: 384)")
     parser.add_argument("--recipe", default=str(ROOT / "recipes" / "xstilts.yaml"))
-    parser.add_argument("--size", choices=("tiny", "base", "large"), default="tiny")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=256, help="the recipe's max length (QA cells: 384)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--small-vocab", action="store_true", help="the synthetic 10k vocabulary, not 250k")
     parser.add_argument("--out", help="a grid run folder: its finished cells count as measured (grid --dry-run)")
     args = parser.parse_args(argv)
 

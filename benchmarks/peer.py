@@ -21,7 +21,6 @@ timing (on a GPU: kernel selection, and compilation for ``--compile``).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -34,7 +33,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, model_dir, table  # noqa: E402
+from common import machine, model_arguments, model_dir, table  # noqa: E402
 
 #: premise facts -> share of the examples (about 8 tokens per fact)
 FACTS = {1: 0.10, 2: 0.20, 3: 0.22, 4: 0.18, 5: 0.12, 6: 0.08, 8: 0.06, 10: 0.03, 12: 0.01}
@@ -145,17 +144,13 @@ def ours(model_path: Path, data: Path, args, work: Path, compile: bool = False) 
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=("tiny", "base", "large"), default="tiny")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--batch", type=int, default=32)
+    parser = model_arguments(__doc__, batch=32)
     parser.add_argument("--train", type=int, default=2000, help="training examples")
     parser.add_argument("--dev", type=int, default=500, help="dev examples")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps (throughput at base/large)")
     parser.add_argument("--lr", type=float, default=2e-3, help="[2e-3: the tiny model; 1e-4 for XLM-R]")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--small-vocab", action="store_true", help="base/large: the synthetic 10k vocabulary, not 250k")
     parser.add_argument("--warmup", type=int, default=0, help="steps left out of the timing")
     parser.add_argument("--compile", action="store_true", help="also time our path with --compile")
     args = parser.parse_args(argv)

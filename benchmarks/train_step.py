@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (machine, median_time, model_dir, peak_memory_bytes, peak_tflops,  # noqa: E402
+from common import (machine, median_time, model_arguments, model_dir, peak_memory_bytes, peak_tflops,  # noqa: E402
                     reset_peak_memory, run_isolated, step_flops, table)
 
 METHODS = ("full", "seq_bn", "lora", "lora_peft", "stack", "fusion_dynamic", "fusion_light")
@@ -154,14 +154,9 @@ def measure(args) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=("tiny", "base", "large"), default="tiny")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=128)
+    parser = model_arguments(__doc__, batch=8, seq=128)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--small-vocab", action="store_true", help="the synthetic 10k vocabulary, not 250k")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, for MFU (default: "
                         "looked up by GPU name)")
