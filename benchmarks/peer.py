@@ -87,7 +87,7 @@ def plain(model_path: Path, data: Path, args) -> dict:
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
     model.train()
-    step, seen = 0, 0
+    step, seen, timed_from = 0, 0, 0
     sync()
     start = time.perf_counter()
     while step < total:
@@ -108,7 +108,7 @@ def plain(model_path: Path, data: Path, args) -> dict:
                 break
     sync()
     seconds = time.perf_counter() - start
-    seen -= timed_from if args.warmup else 0
+    seen -= timed_from
 
     model.eval()
     correct = 0
