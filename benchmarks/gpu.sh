@@ -73,6 +73,6 @@ step shared 150 bash -c "$shared && echo '-- three at once' && { $shared & $shar
 step grid_cost 60 "$PY" benchmarks/grid_cost.py --size large --device cuda --batch 32 --seq 256 --steps 5
 step cudagraphs 150 "$PY" benchmarks/train_step.py --size large --device cuda --batch 32 --seq 128 --steps 10 \
   --warmup 3 --methods seq_bn+bf16base+cudagraphs,stack+bf16base+compile
-step host 60 "$PY" benchmarks/host_overhead.py --size large --device cuda --methods full,seq_bn+bf16base+compile
+step host 60 "$PY" benchmarks/host_overhead.py --size large --device cuda --methods full,seq_bn+bf16base,seq_bn+bf16base+compile
 step retrieval 60 "$PY" benchmarks/retrieval.py --n 400000 --chunks 8192 --device cuda --repeat 2
 step all_tests 600 "$PY" -m pytest -q -p no:cacheprovider

@@ -29,7 +29,8 @@ from common import SIZES, machine, model_dir, step_flops, table  # noqa: E402
 from train_step import build  # noqa: E402
 
 
-def host_ms(method: str, base: Path, steps: int, warmup: int, device: str) -> float:
+def host_ms(method: str, base: Path, steps: int, warmup: int, device: str) -> tuple[float, float]:
+    """Median host milliseconds of a whole step and of its forward alone (until the loss is returned)."""
     torch.manual_seed(0)
     model, loss_fn, _, _ = build(method, base, Path(tempfile.mkdtemp()))
     model.to(device).train()
@@ -38,18 +39,20 @@ def host_ms(method: str, base: Path, steps: int, warmup: int, device: str) -> fl
              "labels": torch.tensor([1])}
     batch = {k: v.to(device) for k, v in batch.items()}
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    times = []
+    times, forwards = [], []
     for n in range(warmup + steps):
         start = time.perf_counter()
         with torch.autocast(device, dtype=torch.bfloat16):  # as training runs on a GPU
             loss = loss_fn(batch)
+        forward = time.perf_counter()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         sync()
         if n >= warmup:
             times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+            forwards.append(forward - start)
+    return 1e3 * statistics.median(times), 1e3 * statistics.median(forwards)
 
 
 def main(argv=None):
@@ -68,15 +71,16 @@ def main(argv=None):
     base = model_dir(args.size, small_vocab=True, narrow=True)
     rows = []
     for method in args.methods.split(","):
-        ms = host_ms(method, base, args.steps, args.warmup, args.device)
+        ms, forward_ms = host_ms(method, base, args.steps, args.warmup, args.device)
         flops = step_flops(args.size, args.batch, args.seq, 0, frozen_base=not method.startswith("full"))
-        rows.append({"method": method, "host ms/step": f"{ms:.1f}", "model TFLOP": f"{flops / 1e12:.2f}",
+        rows.append({"method": method, "host ms/step": f"{ms:.1f}", "of it forward": f"{forward_ms:.1f}",
+                     "model TFLOP": f"{flops / 1e12:.2f}",
                      "mfu ceiling": f"{100 * flops / (ms / 1e3) / (args.peak_tflops * 1e12):.0f}%"})
         print(rows[-1], flush=True)  # as each finishes: a run cut short keeps what it measured
     print(f"host_overhead: XLM-R {args.size} depth at tiny widths, 1 x 4 tokens, one thread, {args.device} "
           f"({machine()}); "
           f"MFU ceiling of the real model at {args.batch} x {args.seq} and {args.peak_tflops:g} TFLOP/s")
-    print(table(rows, ["method", "host ms/step", "model TFLOP", "mfu ceiling"]))
+    print(table(rows, ["method", "host ms/step", "of it forward", "model TFLOP", "mfu ceiling"]))
 
 
 if __name__ == "__main__":
