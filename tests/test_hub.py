@@ -157,6 +157,32 @@ def test_train_target_stacks_a_hub_module_and_refuses_another_base(server, train
     assert not (tmp_path / "refused").exists()
 
 
+def test_a_target_on_a_local_intermediate_goes_to_the_hub_after_it(trained, tiny_model_dir, tmp_path, monkeypatch):
+    inter = tmp_path / "inter"
+    shutil.copytree(trained / "mnli", inter)
+    xtreme = write_xtreme_layout(tmp_path / "download", languages=["en", "de"])
+    cli("train-target", "xnli", "--stack", inter, "--model", tiny_model_dir, "--output", tmp_path / "run",
+        "--data-dir", xtreme, "--cache-dir", tmp_path / "features", "--max-steps", "2", "--batch-size", "4",
+        "--max-length", "64", "--quiet")
+    hub = tmp_path / "team-hub"
+    result = cli("hub", "push", tmp_path / "run", "--hub", hub, "--name", "xnli-on-mnli", ok=False)
+    assert result.exit_code == 2 and f"adapterxfer hub push {inter.resolve()} --hub {hub}" in result.output
+    assert read_index(hub) == []  # nothing published
+    cli("hub", "push", inter, "--hub", hub, "--name", "mnli-inter")
+    cli("hub", "push", tmp_path / "run", "--hub", hub, "--name", "xnli-on-mnli")
+    entry = LocalHub(hub).entry("xnli-on-mnli")
+    assert entry["composition"]["intermediates"][0]["hub"] == "mnli-inter@1"
+
+    # on a machine without the intermediate's folder, the pulled target finds it on the hub
+    evaluate = ["--languages", "en,de", "--data-dir", xtreme, "--cache-dir", tmp_path / "features"]
+    cli("evaluate", tmp_path / "run", "--output", tmp_path / "res", *evaluate)
+    shutil.rmtree(inter)
+    monkeypatch.setenv("ADAPTERXFER_HUB", str(hub))
+    cli("evaluate", "hub:xnli-on-mnli@1", "--output", tmp_path / "res-hub", *evaluate)
+    scores = [json.loads((tmp_path / r / "results.json").read_text())["scores"] for r in ("res", "res-hub")]
+    assert scores[0] == scores[1] and "de" in scores[0]
+
+
 def test_folder_hub_versions_never_change(trained, tiny_model_dir, tmp_path):
     hub = f"file://{tmp_path / 'team-hub'}"
     assert "pushed mnli-tiny@1" in cli("hub", "push", trained / "mnli", "--hub", hub, "--name", "mnli-tiny").output
@@ -192,6 +218,30 @@ def test_tampered_file_is_refused_and_the_download_deleted(server, trained, cach
     assert result.exit_code == 2
     assert "adapter.safetensors does not match its sha256" in result.output and "deleted" in result.output
     assert not (cache / "tamper-me").exists() and not list(cache.glob(".pull-*"))
+
+
+def test_a_changed_cached_copy_is_refused_on_pull(trained, tmp_path, cache):
+    hub = tmp_path / "team-hub"
+    push(trained / "mnli", LocalHub(hub), "mnli-tiny")
+    folder = Path(cli("hub", "pull", "mnli-tiny@1", "--hub", hub).output.strip())
+    blob = bytearray((folder / "adapter.safetensors").read_bytes())
+    blob[-1] ^= 1
+    (folder / "adapter.safetensors").write_bytes(bytes(blob))
+    result = cli("hub", "pull", "mnli-tiny@1", "--hub", hub, ok=False)
+    assert result.exit_code == 2 and "was changed since its pull (adapter.safetensors does not match" in result.output
+    (folder / "adapter.safetensors").unlink()
+    assert "adapter.safetensors is missing" in cli("hub", "pull", "mnli-tiny@1", "--hub", hub, ok=False).output
+    shutil.rmtree(folder)
+    assert Path(cli("hub", "pull", "mnli-tiny@1", "--hub", hub).output.strip()) == folder
+
+
+def test_a_mistyped_hub_folder_or_an_empty_name_is_refused(trained, tmp_path):
+    for args in (("search",), ("pull", "mnli-tiny"), ("show", "mnli-tiny")):
+        result = cli("hub", *args, "--hub", tmp_path / "no-hub", ok=False)
+        assert result.exit_code == 2 and f"hub folder {tmp_path / 'no-hub'} does not exist" in result.output
+    result = cli("hub", "push", trained / "mnli", "--hub", tmp_path / "hub", "--name", "", ok=False)
+    assert result.exit_code == 2 and "invalid module name ''" in result.output
+    assert not (tmp_path / "hub" / "index.json").exists()
 
 
 def test_push_without_or_with_a_wrong_token_is_refused(server, trained):

@@ -62,6 +62,13 @@ def pull(hub, ref: str, cache: Path | None = None) -> Path:
         if have["entry"]["files"] != entry["files"]:
             raise UserError(f"the cache holds another {name}@{entry['version']} (from {have['hub']}) in {dest}; "
                             f"remove that folder to pull this one")
+        for rel, meta in entry["files"].items():  # already installed: checked again, as a download is
+            try:
+                verify_file(dest / rel, rel, meta)
+            except (UserError, OSError) as e:
+                raise UserError(f"the cached {name}@{entry['version']} in {dest} was changed since its pull "
+                                f"({e if isinstance(e, UserError) else f'{rel} is missing'}); remove that folder "
+                                f"to pull it again") from None
         return dest
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".pull-{name}-", dir=cache))
@@ -87,10 +94,11 @@ def pull(hub, ref: str, cache: Path | None = None) -> Path:
 
 
 def push(folder, hub, name: str, **card) -> dict:
-    """Publish the finished module in ``folder`` as the next version of ``name`` on ``hub``; the entry."""
+    """Publish the finished module in ``folder`` as the next version of ``name`` on ``hub``; the entry.
+    A target module's intermediates must be on ``hub`` (or come from a hub) already."""
     from .card import entry_from_module
 
-    return hub.push(Path(folder), entry_from_module(folder, name, **card))
+    return hub.push(Path(folder), entry_from_module(folder, name, hub=hub, **card))
 
 
 __all__ = ["cache_root", "pull", "push", "resolve_module_ref"]

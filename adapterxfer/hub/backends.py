@@ -68,10 +68,16 @@ class LocalHub:
         return read_index(self.root)
 
     def entry(self, name: str, version: int | None = None) -> dict:
-        return find(self.entries(), name, version)
+        return find(self.existing().entries(), name, version)
 
     def search(self, **filters) -> list[dict]:
-        return search(self.entries(), **filters)
+        return search(self.existing().entries(), **filters)
+
+    def existing(self) -> LocalHub:
+        """This hub, refused when its folder does not exist (a mistyped path reads as no hub, not an empty one)."""
+        if not self.root.is_dir():
+            raise UserError(f"hub folder {self.root} does not exist (a folder hub is made by its first push)")
+        return self
 
     def download(self, entry: dict, rel: str, target: Path) -> str:
         src = self.root / "modules" / entry["name"] / str(entry["version"]) / check_path(rel)

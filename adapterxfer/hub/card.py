@@ -21,10 +21,11 @@ AUTO_CLASSES = {"classification": "AutoModelForSequenceClassification", "multipl
 
 
 def entry_from_module(folder, name: str, *, license: str = "unknown", description: str = "",
-                      training_data: str | None = None, base_model: str | None = None, results=()) -> dict:
+                      training_data: str | None = None, base_model: str | None = None, results=(), hub=None) -> dict:
     """A proposed entry (no version yet) for the finished module in ``folder``; its files are verified.
 
-    ``base_model`` names the base model's public id where the module was trained on a local copy.
+    ``base_model`` names the base model's public id where the module was trained on a local copy. With
+    ``hub``, the hub it goes to, a target's intermediates must be there (see ``composition``).
     """
     from ..modules.composition import read_module
 
@@ -41,7 +42,7 @@ def entry_from_module(folder, name: str, *, license: str = "unknown", descriptio
         "task": card["task"],
         "kind": card["kind"],
         "members": card.get("members", []),
-        "composition": composition(card.get("composition", {"compose": "none", "intermediates": []})),
+        "composition": composition(card.get("composition", {"compose": "none", "intermediates": []}), folder, hub),
         "method": card["method"],
         "heads": card["heads"],
         "training_data": training_data or describe_data(card),
@@ -73,9 +74,11 @@ def describe_data(card: dict) -> str:
     return ", ".join(dict.fromkeys(sources)) or "local files"
 
 
-def composition(comp: dict) -> dict:
+def composition(comp: dict, folder=None, hub=None) -> dict:
     """The intermediates a target module was trained on, without local paths: task, method, and
-    ``hub: name@version`` where the intermediate came from a hub (its cached ``hub.json``)."""
+    ``hub: name@version`` where the intermediate came from a hub (its cached ``hub.json``) or, with
+    ``hub``, where that hub holds the same files. Pushing to ``hub`` a target whose intermediate is on no
+    hub is refused: whoever pulled it could not load it."""
     inters = []
     for ref in comp.get("intermediates", []):
         item = {"task": ref["task"], "method": ref["method"]}
@@ -83,8 +86,25 @@ def composition(comp: dict) -> dict:
         if ref.get("path") and pulled.is_file():
             e = json.loads(pulled.read_text(encoding="utf-8"))["entry"]
             item["hub"] = f"{e['name']}@{e['version']}"
+        elif hub is not None:
+            item["hub"] = holding(hub, ref["files"])
+            if item["hub"] is None:
+                where = (f"push that one first (adapterxfer hub push {ref['path']} --hub {hub} --name NAME), then "
+                         f"this one" if hasattr(hub, "entries") else
+                         f"{hub} has no index to find it in: train the target on an intermediate pulled from a hub "
+                         f"(--stack hub:NAME@VERSION)")
+                raise UserError(f"{folder} was trained on the intermediate module {ref['path']} ({ref['task']}), "
+                                f"which is not on {hub}, so whoever pulls it could not load it: {where}")
         inters.append(item)
     return {"compose": comp.get("compose", "none"), "intermediates": inters}
+
+
+def holding(hub, files: dict) -> str | None:
+    """``name@version`` of the first entry on ``hub`` whose files include ``files`` (path -> sha256)."""
+    for e in sorted(hub.entries() if hasattr(hub, "entries") else [], key=lambda e: (e["name"], e["version"])):
+        if all(e["files"].get(rel, {}).get("sha256") == digest for rel, digest in files.items()):
+            return f"{e['name']}@{e['version']}"
+    return None
 
 
 def read_results(path) -> tuple[str, dict]:

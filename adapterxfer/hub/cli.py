@@ -67,7 +67,8 @@ def push_cmd(module_dir, hub_spec, token, name, license_, description, training_
     from . import push
 
     hub_ = open_hub(hub_spec, token)
-    name = name or getattr(hub_, "repo", None) or Path(module_dir).resolve().name
+    if name is None:  # an empty --name (an unset shell variable) is refused, not replaced
+        name = getattr(hub_, "repo", None) or Path(module_dir).resolve().name
     entry = push(module_dir, hub_, name, license=license_, description=description, training_data=training_data,
                  base_model=base_model, results=results)
     click.echo(f"pushed {entry['name']}@{entry['version']} to {hub_} ({len(entry['files'])} files)")

@@ -8,6 +8,7 @@ instead and saves a complete model folder.
 """
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import contextmanager
 
@@ -72,7 +73,11 @@ def load_trained(module_dir, model: str | None = None) -> Backend:
     module = read_module(module_dir)
     card = module.card
     model = model or card["base_model"]["id"]
-    inters = [resolve_reference(ref) for ref in card.get("composition", {}).get("intermediates", [])]
+    refs = card.get("composition", {}).get("intermediates", [])
+    pulled = module.path / "hub.json"  # a target pulled from a hub: its entry says where its intermediates are
+    on_hub = ([i.get("hub") for i in json.loads(pulled.read_text(encoding="utf-8"))["entry"]["composition"]
+               ["intermediates"]] if pulled.is_file() else [None] * len(refs))
+    inters = [resolve_reference(ref, hub) for ref, hub in zip(refs, on_hub)]
     check_fits([module, *inters], basemodel.config_hash(basemodel.load_config(model)), model, module.backend)
     method = MethodConfig(**{k: v for k, v in card["method"].items()})
     heads = [HeadSpec(name, h["format"], h["labels"], h["num_choices"]) for name, h in card["heads"].items()]

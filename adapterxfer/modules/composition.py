@@ -55,10 +55,12 @@ class Module:
         return ref
 
 
-def resolve_reference(ref: dict) -> Module:
-    """The intermediate a target card names: at its recorded path, else from the hub it came from;
-    either way its files must match the checksums the target recorded."""
-    path = ref["path"] if Path(ref["path"]).is_dir() or "hub" not in ref else ref["hub"]
+def resolve_reference(ref: dict, on_hub: str | None = None) -> Module:
+    """The intermediate a target card names: at its recorded path, else from the hub it came from, or
+    ``on_hub`` (``name@version``: where the hub entry of a pulled target says it is); either way its files
+    must match the checksums the target recorded."""
+    hub_ref = ref.get("hub") or (f"hub:{on_hub}" if on_hub else None)
+    path = ref["path"] if Path(ref["path"]).is_dir() or hub_ref is None else hub_ref
     module = read_module(path)
     if module.card["files"] != ref["files"]:
         raise UserError(f"intermediate {module.path} is not the one this target module was trained on "
