@@ -48,6 +48,7 @@ from .errors import UserError, friendly
 from .fileio import sha256_file, sha256_json, write_json, write_text
 from .recipes import DEMO, NOT_IDENTITY, Recipe, load_recipe
 from .tasks import get_task
+from .training import checkpoints
 
 KINDS = {"intermediate": "inter", "target": "target", "evaluate": "eval"}
 BUSY = 75  # run-cell's exit status when another process holds the cell
@@ -468,7 +469,7 @@ def _run_eval(cell: Cell, log) -> dict:
 
 
 def _checkpoint_step(partial: Path) -> int:
-    found = sorted((partial / "checkpoints").glob("step-*"))
+    found = checkpoints(partial)
     return int(found[-1].name.split("-")[1]) if found else 0
 
 
@@ -886,6 +887,9 @@ def describe(recipe: Recipe, cells: list[Cell], out: Path, echo) -> None:
                       if isinstance(c.identity["data"], str) and c.identity["data"].startswith("missing:")})
     if missing:
         echo(f"data not found (a run needs it; sizes above assume the published ones): {', '.join(missing)}")
+    absent = [m for m in recipe.models if m.startswith(("/", ".", "~")) and not Path(m).expanduser().exists()]
+    if absent:  # a path, not a hub id: a typo would otherwise be costed as XLM-R Large
+        echo(f"model not found (a run needs it; costs above assume XLM-R Large's shape): {', '.join(absent)}")
     stale = [p.name for p in (out / "cells").glob("*") if p.is_dir() and p.name not in index]
     if stale:
         echo(f"{len(stale)} cell folder(s) in {out / 'cells'} belong to no cell of this plan (earlier settings)")

@@ -123,20 +123,42 @@ _TRAIN_TYPES = {f.name: f.type for f in fields(TrainConfig)}
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file; a :class:`UserError` names the file, line and key of any problem."""
+    path = Path(path)
+    data, lines = _load_yaml(path, "recipe")
+    return _Reader(path, lines).recipe(data)
+
+
+def read_settings(path: str | Path) -> dict:
+    """The training settings of a ``--config`` YAML file (keys as the flags, with ``_``), each key and type
+    checked as in a recipe's ``train:``, errors naming the file, line and key."""
+    path = Path(path)
+    data, lines = _load_yaml(path, "config file")
+    return _Reader(path, lines).settings(data, (), list(_TRAIN_TYPES))
+
+
+def _load_yaml(path: Path, what: str) -> tuple:
+    """(the document, ``{key path: line}``) of a YAML file; a key given twice in a mapping is refused."""
     import yaml
 
-    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"recipe {path} not found") from None
+        raise UserError(f"{what} {path} not found") from None
     try:
         data, node = yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise UserError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML ({getattr(e, 'problem', e)})") \
             from None
-    return _Reader(path, _lines(node)).recipe(data)
+    try:
+        return data, _lines(node)
+    except _Twice as e:
+        at, line = e.args
+        raise UserError(f"{path}:{line}: {'.'.join(map(str, at))}: given twice (the last would win)") from None
+
+
+class _Twice(Exception):
+    """A mapping of a YAML document has a key twice: (key path, line)."""
 
 
 def _lines(node, at: tuple = (), out: dict | None = None) -> dict:
@@ -150,6 +172,8 @@ def _lines(node, at: tuple = (), out: dict | None = None) -> dict:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             here = at + (str(key.value).replace("-", "_"),)
+            if here in out:
+                raise _Twice(here, key.start_mark.line + 1)
             out[here] = key.start_mark.line + 1
             _lines(value, here, out)
     elif isinstance(node, yaml.SequenceNode):
@@ -331,7 +355,7 @@ class _Reader:
                 cfg.validate()
                 modules.check(cfg.method_config(), len(get_task(task).members) or 1)
             except UserError as e:
-                raise self.error(at, str(e)) from None
+                raise self.error(self.blame(r, row, at, str(e)), str(e)) from None
         bench = BENCHMARKS[r.benchmark]
         for task in r.targets:
             if task not in bench.tasks:
@@ -363,6 +387,16 @@ class _Reader:
             raise self.error(("slurm", "mem"), f"{r.slurm.mem!r} is not a Slurm --mem value: a whole number with "
                                                f"an optional unit K, M, G or T, as 64G")
 
+
+    def blame(self, r: Recipe, row: str, at: tuple, message: str) -> tuple:
+        """Where the setting a ``message`` is about (``--batch-size ...``) was given: the row's own settings,
+        else ``module:``, else ``train:``; the row for a message about something else."""
+        own = (r.intermediates if row in r.intermediates else r.targets)[row]
+        flag = re.match(r"--([a-z][a-z-]*)", message)
+        key = flag and flag.group(1).replace("-", "_")
+        if key in own:
+            return at + (key,)
+        return next(((section, key) for section in ("module", "train") if key in getattr(r, section)), at)
 
     def check_ladder(self, r: Recipe) -> None:
         """Each step of ``evaluate.perturb``: NAME:RATE operations as ``adapterxfer evaluate --perturb`` takes."""

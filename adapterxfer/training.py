@@ -34,6 +34,14 @@ DEFAULT_CACHE = Path.home() / ".cache" / "adapterxfer" / "features"
 SPEED_SETTINGS = ("base_dtype", "gradient_checkpointing", "compile")
 
 
+#: the lowest and highest value of each number setting (nothing else: finite numbers only)
+AT_LEAST = {"warmup_ratio": 0, "lora_dropout": 0, "weight_decay": 0, "max_grad_norm": 0, "max_steps": 0,
+            "eval_steps": 0, "save_steps": 0, "batch_size": 1, "grad_accum": 1, "eval_batch_size": 1, "log_steps": 1,
+            "reduction_factor": 1, "lora_r": 1, "lora_alpha": 1, "doc_stride": 1, "max_length": 8}
+ABOVE_ZERO = ("lr", "epochs", "multi_temperature")
+AT_MOST = {"warmup_ratio": 1, "lora_dropout": 1}
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run; settable by flag or YAML file (``--config``)."""
@@ -81,7 +89,9 @@ class TrainConfig:
     @classmethod
     def load(cls, file: str | None = None, **overrides) -> "TrainConfig":
         """Defaults, then the YAML ``file``, then explicit ``overrides`` (``None`` = not given)."""
-        values = read_yaml(file, {f.name for f in fields(cls)}) if file else {}
+        from .recipes import read_settings
+
+        values = read_settings(file) if file else {}
         values.update({k: v for k, v in overrides.items() if v is not None})
         cfg = cls(**values)
         cfg.validate(file)
@@ -100,8 +110,15 @@ class TrainConfig:
                 raise UserError(f"{where}{f.name} must be {kind}, got {value!r}")
         if not self.task or not self.output:
             raise UserError("a task and --output are required")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise UserError("--batch-size and --grad-accum must be at least 1")
+        for name in [*AT_LEAST, *ABOVE_ZERO]:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            low, high = AT_LEAST.get(name, 0), AT_MOST.get(name, math.inf)
+            if not (math.isfinite(value) and (value > 0 if name in ABOVE_ZERO else value >= low) and value <= high):
+                bound = ("above 0" if name in ABOVE_ZERO else f"at least {low}") + \
+                        (f" and at most {high}" if name in AT_MOST else "")
+                raise UserError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise UserError(f"{where}mixed_precision must be auto, no, bf16 or fp16")
         if self.base_dtype not in ("auto", "bf16", "fp32"):
@@ -127,6 +144,14 @@ class TrainConfig:
         if self.train_language != "en" and not self.data_dir:
             raise UserError(f"{where}train_language {self.train_language}: non-English training data comes from "
                             f"local files; pass --data-dir with them (the task's columns and file names)")
+        spec = tasks.get_task(self.task)
+        if spec.is_target and self.train_language != "en":
+            raise UserError(f"{spec.name} is a target task: it trains on its English data for zero-shot transfer "
+                            f"(--train-language en, not {self.train_language})")
+        for member in tasks.members(spec):
+            if member.format == "span_qa" and self.doc_stride >= (self.max_length or member.max_length):
+                raise UserError(f"--doc-stride ({self.doc_stride}) must be smaller than --max-length "
+                                f"({self.max_length or member.max_length}) for {member.name}")
 
     @property
     def intermediates(self) -> list[str]:
@@ -157,26 +182,6 @@ class TrainConfig:
     def method_config(self) -> modules.MethodConfig:
         return modules.MethodConfig(self.method, self.backend, self.reduction_factor, self.lora_r,
                                     self.lora_alpha, self.lora_dropout, self.lora_targets)
-
-
-def read_yaml(path: str, known: set[str]) -> dict:
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            values = yaml.safe_load(f) or {}
-    except FileNotFoundError:
-        raise UserError(f"config file {path} not found") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise UserError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
-    if not isinstance(values, dict):
-        raise UserError(f"{path}: expected a mapping of settings")
-    values = {k.replace("-", "_"): v for k, v in values.items()}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}")
-    return values
 
 
 # ---------------------------------------------------------------- data
@@ -249,7 +254,7 @@ def prepare_output(cfg: TrainConfig, overwrite: bool, resume: bool, world_size: 
             raise UserError(f"{out} is already a finished module; nothing to resume (use --overwrite to retrain)")
         raise UserError(f"output {out} already exists; pass --overwrite to replace it")
     if partial.exists() and not resume:
-        if not overwrite:
+        if not overwrite and checkpoints(partial):  # without one, it holds no progress (it failed on its input)
             raise UserError(f"an unfinished run is in {partial}; pass --resume to continue it or --overwrite "
                             f"to start again")
         shutil.rmtree(partial)
@@ -300,15 +305,20 @@ def save_checkpoint(partial: Path, step: int, params, optimizer, scheduler, stat
     write_json(tmp / "state.json", meta)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
-    for old in sorted(root.glob("step-*"))[:-keep]:
+    for old in checkpoints(partial)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def checkpoints(partial: Path) -> list[Path]:
+    """The checkpoint folders of an unfinished run, oldest first."""
+    return sorted((partial / "checkpoints").glob("step-*"))
 
 
 def load_checkpoint(partial: Path):
     """The newest checkpoint: (trainable, best or None, training_state, meta); corrupt ones are refused."""
     from safetensors.torch import load_file
 
-    found = sorted((partial / "checkpoints").glob("step-*"))
+    found = checkpoints(partial)
     if not found:
         return None
     ckpt = found[-1]
@@ -343,14 +353,8 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
 
     from .evaluation import predict, score
 
+    cfg.validate()
     spec = tasks.get_task(cfg.task)
-    if spec.is_target and cfg.train_language != "en":
-        raise UserError(f"{spec.name} is a target task: it trains on its English data for zero-shot transfer "
-                        f"(train_language en, not {cfg.train_language})")
-    for member in tasks.members(spec):
-        if member.format == "span_qa" and cfg.doc_stride >= (cfg.max_length or member.max_length):
-            raise UserError(f"--doc-stride ({cfg.doc_stride}) must be smaller than --max-length "
-                            f"({cfg.max_length or member.max_length}) for {member.name}")
     method = cfg.method_config()
     modules.check(method, len(tasks.members(spec)))
     base_config = basemodel.load_config(cfg.model)

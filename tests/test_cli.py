@@ -43,11 +43,38 @@ def test_unreachable_hub_model_says_how_to_use_local_files(tmp_path, monkeypatch
 
 def test_yaml_config_unknown_key_and_wrong_type(tmp_path):
     (tmp_path / "bad.yaml").write_text("lr: 1e-4\nbatch_sise: 8\n")
-    assert "bad.yaml: unknown key(s) batch_sise" in error_line(
+    assert "bad.yaml:2: batch_sise: unknown key (did you mean batch_size?)" in error_line(
         invoke("train-intermediate", "mnli", "--config", tmp_path / "bad.yaml", "--output", tmp_path / "o"))
-    (tmp_path / "bad2.yaml").write_text("epochs: three\n")
-    assert "bad2.yaml: epochs must be float" in error_line(
+    (tmp_path / "bad2.yaml").write_text("lr: 1e-4\nepochs: three\n")
+    assert "bad2.yaml:2: epochs: expected float, got text 'three'" in error_line(
         invoke("train-intermediate", "mnli", "--config", tmp_path / "bad2.yaml", "--output", tmp_path / "o"))
+    (tmp_path / "bad3.yaml").write_text("lr: 1e-4\nepochs: 2\nlr: 3e-4\n")
+    assert "bad3.yaml:3: lr: given twice" in error_line(
+        invoke("train-intermediate", "mnli", "--config", tmp_path / "bad3.yaml", "--output", tmp_path / "o"))
+
+
+def test_numbers_out_of_range_are_refused_before_anything_is_written(tmp_path):
+    for flags, message in ((["--lr", "-1"], "--lr must be above 0, got -1.0"),
+                           (["--lr", "inf"], "--lr must be above 0, got inf"),
+                           (["--epochs", "nan"], "--epochs must be above 0, got nan"),
+                           (["--warmup-ratio", "1.5"], "--warmup-ratio must be at least 0 and at most 1, got 1.5"),
+                           (["--max-steps", "-3"], "--max-steps must be at least 0, got -3"),
+                           (["--log-steps", "0"], "--log-steps must be at least 1, got 0"),
+                           (["--reduction-factor", "0"], "--reduction-factor must be at least 1, got 0"),
+                           (["--method", "lora", "--lora-dropout", "1.5"],
+                            "--lora-dropout must be at least 0 and at most 1")):
+        assert message in error_line(invoke("train-intermediate", "mnli", *flags, "--output", tmp_path / "o"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_run_that_failed_on_its_input_does_not_block_the_corrected_command(tmp_path, tiny_model_dir, synthetic_data):
+    out = tmp_path / "o"
+    wrong = [tmp_path / "no-data" if a == synthetic_data / "mnli" else a
+             for a in args(tiny_model_dir, synthetic_data, out)]
+    assert "no-data" in error_line(invoke(*wrong, "--cache-dir", tmp_path / "c"))
+    result = invoke(*args(tiny_model_dir, synthetic_data, out, "--cache-dir", tmp_path / "c"))
+    assert result.exit_code == 0, result.output
+    assert (out / "adapterxfer.json").is_file() and not (tmp_path / "o.partial").exists()
 
 
 def test_yaml_values_apply_and_flags_win(tmp_path):

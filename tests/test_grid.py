@@ -233,6 +233,7 @@ def test_shipped_recipes_plan_the_full_replication():
     assert result.exit_code == 0, result.output
     # 3 seeds x (10 modules + 11 rows x 7 targets x (train + evaluate) + 10 x 2 retrieval) + 2 bare-model cells
     assert "554 cells" in result.output and "GPU-hours" in result.output and "data not found" in result.output
+    assert "model not found" not in result.output  # xlm-roberta-large: a hub id
     recipe = load_recipe(RECIPES / "xstilts-lora.yaml")
     assert recipe.module["method"] == "lora"
     assert list(recipe.targets) == list(load_recipe(RECIPES / "xstilts.yaml").targets)
@@ -246,6 +247,11 @@ def test_demo_recipe_as_shipped_uses_the_embedded_assets(tmp_path, monkeypatch, 
     result = grid(RECIPES / "demo.yaml", "--out", tmp_path / "run", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "24 cells" in result.output and "data not found" not in result.output
+    assert "model not found" not in result.output
+    typo = tmp_path / "typo.yaml"
+    typo.write_text((RECIPES / "demo.yaml").read_text().replace("model: demo", f"model: {tmp_path / 'no-model'}"))
+    result = grid(typo, "--out", tmp_path / "run", "--dry-run")
+    assert result.exit_code == 0 and "model not found (a run needs it" in result.output, result.output
     assert (demo / "data" / "xtreme" / "xnli" / "train-en.tsv").is_file()  # synthetic XTREME data
     assert (demo / "xtreme-labels" / "tatoeba" / "test-de.tsv").is_file()  # and Tatoeba's gold
     assert not (tmp_path / "run").exists()  # a dry run writes nothing to --out
@@ -283,6 +289,17 @@ def test_gpus_per_cell_in_its_older_place_still_counts(tmp_path):
      ":6: slurm.gpus_per_cell: differs from gpus_per_cell (2)"),
     ("model: m\ntargets:\n  tasks: [xnli]\nslurm:\n  mem: 64 GB\n",
      ":5: slurm.mem: '64 GB' is not a Slurm --mem value"),
+    ("model: m\ntargets:\n  tasks: [xnli]\ntrain:\n  lr: 1.0e-4\n  lr: 2.0e-4\n", ":6: train.lr: given twice"),
+    # a setting wrong for every row is reported where it was given, not at the first row
+    ("model: m\nmodule: {method: seqbn}\nintermediate:\n  tasks: [mnli]\ntargets:\n  tasks: [xnli]\n",
+     ":2: module.method: --method seqbn is not available"),
+    ("model: m\nintermediate:\n  tasks: [mnli]\ntargets:\n  tasks: [xnli]\ntrain:\n  batch_size: 0\n",
+     ":7: train.batch_size: --batch-size must be at least 1"),
+    ("model: m\ntargets:\n  tasks: [xnli]\ntrain:\n  lr: -1\n", ":5: train.lr: --lr must be above 0"),
+    ("model: m\ntargets:\n  tasks:\n    xnli: {warmup_ratio: 1.5}\n",
+     ":4: targets.tasks.xnli.warmup_ratio: --warmup-ratio must be at least 0 and at most 1"),
+    ("model: m\ntargets:\n  tasks:\n    pawsx: {train_language: de, data_dir: pawsx-de}\n",
+     ":4: targets.tasks.pawsx: pawsx is a target task: it trains on its English data"),
 ])
 def test_recipe_errors_name_the_file_line_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
