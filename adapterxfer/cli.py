@@ -188,6 +188,11 @@ def train_target(task, stack, fuse, fusion, intermediate, config_file, overwrite
     cfg = TrainConfig.load(config_file, task=spec.name, stack=stack, fuse=fuse, fusion=fusion, **settings)
     if not cfg.intermediates and intermediate != "none":
         raise UserError("say what to build on: --stack DIR, --fuse DIR,DIR,... or --intermediate none")
+    if cfg.intermediates and intermediate == "none":
+        raise UserError(f"--intermediate none trains without an intermediate module: drop it, or drop "
+                        f"--{cfg.compose} {stack or fuse}")
+    if fusion and not cfg.fuse:
+        raise UserError("--fusion chooses how --fuse mixes its modules: it needs --fuse")
     train(cfg, overwrite=overwrite, resume=resume, progress=not quiet)
 
 

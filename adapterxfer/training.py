@@ -134,6 +134,9 @@ class TrainConfig:
             raise UserError(f"{where}multi_sampling must be proportional or temperature")
         if self.stack and self.fuse:
             raise UserError("give either --stack or --fuse, not both")
+        fused = [p if p.startswith("hub:") else str(Path(p).resolve()) for p in self.intermediates]
+        if self.fuse and (len(fused) < 2 or len(set(fused)) < len(fused)):
+            raise UserError(f"--fuse {self.fuse}: give two or more different modules (one module: --stack)")
         if self.method == "full" and (self.stack or self.fuse):
             raise UserError("--method full fine-tunes the whole base: there is nothing frozen to stack or fuse on")
         if self.fusion not in modules.FUSIONS:

@@ -134,3 +134,11 @@ def test_interrupted_run_then_corrupt_checkpoint(tmp_path, tiny_model_dir, synth
 def test_demo_help_mentions_tiny_model():
     result = invoke("demo", "--help")
     assert result.exit_code == 0 and "tiny" in result.output
+
+
+def test_train_target_refuses_contradictory_compositions(tmp_path):
+    for extra, message in ((["--stack", "m", "--intermediate", "none"], "--intermediate none trains without"),
+                           (["--stack", "m", "--fusion", "dynamic"], "--fusion chooses how --fuse mixes"),
+                           (["--fuse", "m,m"], "give two or more different modules")):
+        assert message in error_line(invoke("train-target", "xnli", *extra, "--output", tmp_path / "o"))
+    assert not list(tmp_path.iterdir())

@@ -149,6 +149,9 @@ def test_fusion_refuses_what_it_cannot_do(tiny_model_dir, inter):
         modules.build(str(tiny_model_dir), "mnli", modules.MethodConfig(), [HEAD], mixed, "fuse")
     with pytest.raises(UserError, match="fusion must be light or dynamic"):
         TrainConfig.load(None, task="xnli", output="x", fusion="static")
+    for fuse in ("modules/a", "modules/a,", "modules/a,./modules/a"):
+        with pytest.raises(UserError, match="give two or more different modules"):
+            TrainConfig.load(None, task="xnli", output="x", fuse=fuse)
 
 
 @pytest.mark.parametrize("backend", ["adapters", "peft"])
