@@ -382,6 +382,12 @@ def _field(row, expr, where):
     raise TypeError(expr)
 
 
+def _column(row, fields: dict, key: str, where, optional=False) -> str:
+    """The text of field ``key``; an error names the file's own column where the field is one column."""
+    expr = fields[key]
+    return _text(_field(row, expr, where), expr if isinstance(expr, str) else key, where, optional)
+
+
 def _text(value, name, where, optional=False) -> str:
     if value is None and optional:
         return ""
@@ -414,9 +420,9 @@ def normalise(spec: TaskSpec, source: Source, row: dict, where: str, labelled: b
         return {"tokens": [str(t) for t in tokens], "tags": [str(t) for t in tags]}
 
     if spec.format == "span_qa":
-        context = _text(_field(row, f["context"], where), "context", where)
+        context = _column(row, f, "context", where)
         ex = {"id": str(_field(row, f["id"], where)), "context": context,
-              "question": _text(_field(row, f["question"], where), "question", where), "answers": None}
+              "question": _column(row, f, "question", where), "answers": None}
         answers = row.get(f["answers"]) if not labelled else _field(row, f["answers"], where)
         if not labelled and (not isinstance(answers, dict) or not any(answers.get("text") or [])):
             return ex
@@ -435,8 +441,8 @@ def normalise(spec: TaskSpec, source: Source, row: dict, where: str, labelled: b
         raw = _label(row, f["label"], where) if has_label else None
         if has_label and raw in source.skip_labels:
             return None
-        return {"text_a": _text(_field(row, f["text_a"], where), "text_a", where, spec.is_target),
-                "text_b": _text(_field(row, f["text_b"], where), "text_b", where, spec.is_target)
+        return {"text_a": _column(row, f, "text_a", where, spec.is_target),
+                "text_b": _column(row, f, "text_b", where, spec.is_target)
                 if "text_b" in f else None,
                 "label": _class_index(spec, raw, where) if has_label else None}
 
@@ -453,8 +459,8 @@ def normalise(spec: TaskSpec, source: Source, row: dict, where: str, labelled: b
         raise UserError(f"{where}: label {raw!r} is not a choice index 0-{len(choices) - 1}")
     if fewer:  # copies of the first wrong choice, after the real ones: argmax keeps the first of equal scores
         choices = choices + [choices[label == 0]] * (spec.num_choices - len(choices))
-    return {"context": _text(_field(row, f["context"], where), "context", where),
-            "question": _text(_field(row, f["question"], where), "question", where, True) if "question" in f else "",
+    return {"context": _column(row, f, "context", where),
+            "question": _column(row, f, "question", where, True) if "question" in f else "",
             "choices": [_text(c, "choices", where, optional=True) for c in choices], "label": label}
 
 

@@ -90,7 +90,7 @@ def test_squad_answers_are_checked(tmp_path):
     ('{"premise": "a", "hypothesis": "b", "label": 0}\nnot json\n', r"train.jsonl:2: not valid JSON"),
     ('{"premise": "a", "hypothesis": "b", "label": 7}\n', r"train.jsonl:1: label 7 is outside the label set"),
     ('{"premise": "a", "hypothesis": "b", "label": "maybe"}\n', r"label 'maybe' is outside the label set"),
-    ('{"premise": "", "hypothesis": "b", "label": 0}\n', r"train.jsonl:1: field 'text_a' must be non-empty"),
+    ('{"premise": "", "hypothesis": "b", "label": 0}\n', r"train.jsonl:1: field 'premise' must be non-empty"),
 ])
 def test_bad_rows_name_file_and_line(tmp_path, content, pattern):
     (tmp_path / "train.jsonl").write_text(content)
