@@ -11,12 +11,11 @@ Both folders use XTREME's layout ``<dir>/<task>/test-<lang>.{tsv|json}``:
 The per-task table (:data:`TASKS`) names each task's readers, consistency check and metric, like
 XTREME's ``READER_FUNCTION``/``METRIC_FUNCTION``. Problems that make a number meaningless (wrong line
 count, unknown language, unreadable file) raise :class:`UserError`; problems that XTREME scores through
-(unanswered questions, languages not submitted) are reported in :attr:`Scores.warnings` and logged.
+(unanswered questions, languages not submitted) are returned in :attr:`Scores.warnings` for the caller to show.
 """
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -26,9 +25,6 @@ from .metrics import (accuracy, bucc_f1, mean, missing_ids, mlqa_scores, squad_s
                       tatoeba_accuracy)
 from .tasks import TASKS as SPECS
 from .tasks import Benchmark, get_benchmark
-
-log = logging.getLogger(__name__)
-
 
 # --- readers: one per file format, each raising UserError naming the file (and line) ------------
 
@@ -234,8 +230,6 @@ def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[st
     scores = Scores()
     for name in _select_tasks(pred_dir, tasks, bench):
         scores[name] = _score_task(name, pred_dir / name, label_dir / name, scores.warnings, bench)
-    for warning in scores.warnings:
-        log.warning(warning)
     return scores
 
 

@@ -119,6 +119,12 @@ def test_warnings_report_unanswered_questions_and_missing_languages(folders):
     pawsx = [w for w in warnings if w.startswith("pawsx:")]
     assert len(pawsx) == 1 and "es, fr, ja, ko, zh" in pawsx[0] and "2 of 7" in pawsx[0]
 
+    from click.testing import CliRunner
+
+    from adapterxfer.cli import main
+    result = CliRunner().invoke(main, ["score", *map(str, folders), "--task", "pawsx"])
+    assert result.exit_code == 0 and result.stderr == f"warning: {pawsx[0]}\n"  # once, on stderr
+
 
 def test_complete_task_has_no_warning_and_averages_in_xtreme_order(tmp_path):
     preds, labels = tmp_path / "p", tmp_path / "l"
