@@ -9,7 +9,11 @@ intermediate module active and no head.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,8 +42,13 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     ``perturbed/``; results then hold both scores and the drop per language. ``clean_results``: the
     results.json of this same evaluation on clean inputs, whose scores are taken instead of evaluating
     clean inputs again (a grid's perturbation ladder)."""
+    if not module_dir and not task:
+        raise UserError("say what to evaluate: a module folder, or --task (with --model) for the bare base model")
+    if batch_size < 1 or (max_length is not None and max_length < 8):
+        raise UserError(f"--batch-size must be at least 1 and --max-length at least 8, got {batch_size} and "
+                        f"{max_length}")
     card = modules.read_module(module_dir).card if module_dir else None
-    spec = get_task(task or (card["task"] if card else ""))
+    spec = get_task(task or card["task"])
     if not spec.is_target:
         raise UserError(f"'{spec.name}' is not an XTREME target task ({', '.join(SCORED)})")
     if card and card.get("kind") == "target" and card["task"] != spec.name:
@@ -53,11 +62,16 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     split = _split_for(spec, split, log)
     langs = _languages(spec, languages, split, data_dir, log, benchmark)
 
+    if labels_dir and not Path(labels_dir).is_dir():
+        raise UserError(f"--labels {labels_dir} is not a folder")
     ops = perturb.parse(perturbations)
     out = Path(output)
     if spec.format == "retrieval":
         encoder = modules.load_encoder(model, module_dir if card else None)
-        layer = layer if layer is not None else retrieval.retrieval_layer(encoder.model.config.num_hidden_layers)
+        depth = encoder.model.config.num_hidden_layers
+        if layer is not None and not 0 <= layer <= depth:
+            raise UserError(f"--layer {layer}: {model} has hidden states 0 (embeddings) to {depth}")
+        layer = layer if layer is not None else retrieval.retrieval_layer(depth)
         run_lang = _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer)
     else:
         backend = modules.load_trained(module_dir, model)
@@ -66,17 +80,28 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     variants = ({} if clean_done else {out: []}) | ({out / "perturbed": ops} if ops else {})  # clean, perturbed
     have_gold = dict.fromkeys(variants, True)
     ext = SCORED[spec.name].ext
-    for lang in langs:
-        for folder, variant in variants.items():
-            start = time.perf_counter()
-            preds, gold, n = run_lang(lang, variant, seed)
-            write_text(folder / "predictions" / spec.name / f"test-{lang}.{ext}", preds)
-            if gold is None:
-                have_gold[folder] = False
-            else:
-                write_text(folder / "labels" / spec.name / f"test-{lang}.{ext}", gold)
-            what = f" ({', '.join(map(str, variant))})" if variant else ""
-            log(f"{spec.name} {lang}{what}: {n} examples in {time.perf_counter() - start:.1f} s")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:  # every language first,
+        for lang in langs:  # so that a failure leaves no folder half of this module's and half another's
+            for folder, variant in variants.items():
+                start = time.perf_counter()
+                preds, gold, n = run_lang(lang, variant, seed)
+                staged = Path(tmp) / folder.relative_to(out)
+                write_text(staged / "predictions" / spec.name / f"test-{lang}.{ext}", preds)
+                if gold is None:
+                    have_gold[folder] = False
+                else:
+                    write_text(staged / "labels" / spec.name / f"test-{lang}.{ext}", gold)
+                what = f" ({', '.join(map(str, variant))})" if variant else ""
+                log(f"{spec.name} {lang}{what}: {n} examples in {time.perf_counter() - start:.1f} s")
+        for stale in ("results.json", "results.md"):  # earlier predictions are replaced, not mixed in
+            (out / stale).unlink(missing_ok=True)
+        for folder, part in itertools.product(variants, ("predictions", "labels")):
+            shutil.rmtree(folder / part / spec.name, ignore_errors=True)
+        for file in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
+            target = out / file.relative_to(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(file, target)
 
     scores = {out: clean_done} if clean_done else {}
     for folder in variants:
@@ -91,6 +116,8 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
                "model": model, "languages": langs,
                "missing_languages": [l for l in languages_list(spec, languages, benchmark) if l not in langs],
                "scores": clean, "warnings": getattr(scores[out], "warnings", [])}
+    for warning in results["warnings"]:
+        log(f"warning: {warning}")
     if spec.format == "retrieval":
         results["layer"] = layer  # index into hidden_states (0: embeddings)
     if ops:
@@ -157,7 +184,9 @@ def languages_list(spec: TaskSpec, languages, benchmark: str = "xtreme") -> list
     """``languages`` checked against the task's (of any benchmark); ``all``: the task's in ``benchmark``."""
     if languages in (None, "all", ("all",), ["all"]):
         return list(spec.languages_in(get_benchmark(benchmark).name))
-    langs = languages.split(",") if isinstance(languages, str) else list(languages)
+    langs = [l.strip() for l in languages.split(",") if l.strip()] if isinstance(languages, str) else list(languages)
+    if not langs:
+        raise UserError("--languages is empty: give comma-separated language codes, or all")
     unknown = [l for l in langs if l not in spec.all_languages]
     if unknown:
         raise UserError(f"--languages: {spec.name} has no {', '.join(unknown)} "

@@ -1,5 +1,6 @@
 """Target training on stacked / fused modules and zero-shot evaluation on every XTREME language."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -171,6 +172,33 @@ def test_evaluate_bad_input(tmp_path, xtreme, inter):
     assert result.exit_code == 2 and "tatoeba has no xx" in result.output
     result = CliRunner().invoke(main, ["train-target", "xnli", "--model", "m", "--output", str(tmp_path / "r")])
     assert result.exit_code == 2 and "--intermediate none" in result.output
+    tatoeba = [str(inter / "mnli"), "--task", "tatoeba", "--data-dir", str(xtreme), "--output", str(tmp_path / "r")]
+    for args, message in ((["--output", str(tmp_path / "r")], "say what to evaluate: a module folder, or --task"),
+                          ([*tatoeba, "--languages", ""], "--languages is empty"),
+                          ([*tatoeba, "--batch-size", "0"], "--batch-size must be at least 1"),
+                          ([*tatoeba, "--layer", "99"], "--layer 99: "),
+                          ([*tatoeba, "--layer", "-1"], "--layer -1: "),
+                          ([*tatoeba, "--labels", str(tmp_path / "no-labels")], "is not a folder")):
+        result = CliRunner().invoke(main, ["evaluate", *args])
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_failed_evaluation_leaves_the_earlier_results_as_they_were(tmp_path, xtreme, inter):
+    args = ["evaluate", inter / "mnli", "--task", "tatoeba", "--split", "test", "--output", tmp_path / "res"]
+    cli(*args, "--data-dir", xtreme)
+    files = lambda: {p: (p.read_bytes(), p.stat().st_mtime_ns)  # noqa: E731 (untouched, not rewritten alike)
+                     for p in (tmp_path / "res").rglob("*") if p.is_file()}
+    before = files()
+    broken = tmp_path / "broken"
+    shutil.copytree(xtreme, broken)
+    last = TASKS["tatoeba"].languages[-1]  # evaluated last: every other language is done when it fails
+    english = broken / "tatoeba" / f"{last}-en.en"
+    english.write_text("")
+    result = CliRunner().invoke(main, [str(a) for a in [*args, "--data-dir", broken]])
+    assert result.exit_code == 2 and f"{english}: file is empty" in result.output, result.output
+    assert files() == before and len(before) > len(TASKS["tatoeba"].languages)  # predictions, results.json
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "res"]  # no staging folder left
 
 
 def test_evaluate_with_perturbations_reports_clean_perturbed_and_drop(tmp_path, tiny_model_dir, xtreme, inter):
