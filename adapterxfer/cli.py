@@ -71,7 +71,8 @@ def training_options(fn):
     """The flags every training command shares; ``None`` means "not given" (YAML or default applies)."""
     options = [
         click.option("--output", "-o", help="Folder for the finished module."),
-        click.option("--model", help="Base model: hub id or local folder [xlm-roberta-large]."),
+        click.option("--model", help="Base model: hub id or local folder [train-target: the one its --stack or "
+                                     "first --fuse module was trained on; else xlm-roberta-large]."),
         click.option("--data-dir", type=click.Path(file_okay=False),
                      help="Local data: DIR/<split>.jsonl|csv|tsv|parquet with the HF dataset's columns."),
         click.option("--method", type=click.Choice(["seq_bn", "double_seq_bn", "lora", "full"]),
@@ -176,6 +177,8 @@ def train_target(task, stack, fuse, fusion, intermediate, config_file, overwrite
       adapterxfer train-target xnli --intermediate none --method full --lr 1e-5 --output runs/full-xnli
       adapterxfer train-target udpos --stack modules/mnli --data-dir ./download --output runs/mnli-udpos
     """
+    from .modules import read_module
+    from .recipes import read_settings
     from .tasks import get_task
     from .training import TrainConfig, train
 
@@ -185,6 +188,9 @@ def train_target(task, stack, fuse, fusion, intermediate, config_file, overwrite
     if spec.format == "retrieval":
         raise UserError(f"'{spec.name}' has no training data: it is evaluated by retrieval "
                         f"(adapterxfer evaluate MODULE --task {spec.name})")
+    first = (stack or fuse or "").split(",")[0].strip()
+    if settings["model"] is None and first and not (config_file and "model" in read_settings(config_file)):
+        settings["model"] = read_module(first).card["base_model"]["id"]  # the base it was trained on
     cfg = TrainConfig.load(config_file, task=spec.name, stack=stack, fuse=fuse, fusion=fusion, **settings)
     if not cfg.intermediates and intermediate != "none":
         raise UserError("say what to build on: --stack DIR, --fuse DIR,DIR,... or --intermediate none")
@@ -230,7 +236,8 @@ def score_cmd(pred_dir, label_dir, tasks, as_json, benchmark):
 
 @main.command("evaluate")
 @click.argument("module_dir", required=False)
-@click.option("--task", help="Task to evaluate [the module's]; bucc2018/tatoeba run retrieval on any module.")
+@click.option("--task", help="Task to evaluate [the module's]; bucc2018/tatoeba run retrieval on an intermediate "
+                            "module, or without one on the bare --model.")
 @click.option("--languages", default="all", show_default=True, help="Comma-separated languages, or all.")
 @click.option("--split", type=click.Choice(["dev", "test"]), default="dev", show_default=True,
               help="dev: labelled dev sets (as the study's grid); test: XTREME's submission files.")

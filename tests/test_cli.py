@@ -41,6 +41,27 @@ def test_unreachable_hub_model_says_how_to_use_local_files(tmp_path, monkeypatch
     assert "--model DIR" in line
 
 
+def test_hub_retries_are_one_line(capsys, caplog, monkeypatch):
+    import logging
+
+    from adapterxfer.errors import HUB_RETRIES, friendly
+
+    monkeypatch.setattr(HUB_RETRIES, "told", False)
+    http = logging.getLogger("huggingface_hub.utils._http")
+
+    @friendly
+    def load():  # as huggingface_hub's http_backoff logs an unreachable hub
+        for n in (1, 2):
+            http.warning("'(MaxRetryError(...))' thrown while requesting HEAD https://huggingface.co/x/config.json")
+            http.warning(f"Retrying in {n}s [Retry {n}/5].")
+        http.warning("HTTP Error 404")  # anything else passes
+
+    load()
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: the Hugging Face Hub cannot be reached")
+    assert [r.getMessage() for r in caplog.records] == ["HTTP Error 404"]
+
+
 def test_yaml_config_unknown_key_and_wrong_type(tmp_path):
     (tmp_path / "bad.yaml").write_text("lr: 1e-4\nbatch_sise: 8\n")
     assert "bad.yaml:2: batch_sise: unknown key (did you mean batch_size?)" in error_line(

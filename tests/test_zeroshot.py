@@ -44,9 +44,10 @@ def inter(tmp_path_factory, tiny_model_dir, synthetic_data):
 @pytest.mark.parametrize("task", ["xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa"])
 def test_train_and_evaluate_every_language(tmp_path, tiny_model_dir, xtreme, inter, task):
     run = tmp_path / "run"
-    cli("train-target", task, "--stack", inter / "mnli", "--model", tiny_model_dir, "--data-dir", xtreme,
+    cli("train-target", task, "--stack", inter / "mnli", "--data-dir", xtreme,  # no --model: the module's base
         "--output", run, "--cache-dir", tmp_path / "cache", *QUICK)
     card = json.loads((run / "adapterxfer.json").read_text())
+    assert card["base_model"]["id"] == str(tiny_model_dir)
     assert card["kind"] == "target" and card["composition"]["compose"] == "stack"
     assert card["composition"]["intermediates"][0]["task"] == "mnli"
 
