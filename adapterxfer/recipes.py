@@ -129,11 +129,12 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def read_settings(path: str | Path) -> dict:
-    """The training settings of a ``--config`` YAML file (keys as the flags, with ``_``), each key and type
-    checked as in a recipe's ``train:``, errors naming the file, line and key."""
+    """The training settings of a ``--config`` YAML file (keys as the flags, with ``_``; the task is the
+    command's argument), each key and type checked as in a recipe's ``train:``, errors naming the file,
+    line and key."""
     path = Path(path)
     data, lines = _load_yaml(path, "config file")
-    return _Reader(path, lines).settings(data, (), list(_TRAIN_TYPES))
+    return _Reader(path, lines).settings(data, (), [k for k in _TRAIN_TYPES if k != "task"])
 
 
 def _load_yaml(path: Path, what: str) -> tuple:

@@ -70,6 +70,9 @@ def test_yaml_config_unknown_key_and_wrong_type(tmp_path):
     assert "bad2.yaml:2: epochs: expected float, got text 'three'" in error_line(
         invoke("train-intermediate", "mnli", "--config", tmp_path / "bad2.yaml", "--output", tmp_path / "o"))
     (tmp_path / "bad3.yaml").write_text("lr: 1e-4\nepochs: 2\nlr: 3e-4\n")
+    (tmp_path / "bad4.yaml").write_text("task: qqp\n")  # the task is the command's argument
+    assert "bad4.yaml:1: task: unknown key" in error_line(
+        invoke("train-intermediate", "mnli", "--config", tmp_path / "bad4.yaml", "--output", tmp_path / "o"))
     assert "bad3.yaml:3: lr: given twice" in error_line(
         invoke("train-intermediate", "mnli", "--config", tmp_path / "bad3.yaml", "--output", tmp_path / "o"))
 
