@@ -238,7 +238,8 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
         else:
             data = fp.files(Path(data_dir), [f"{m}/**/*" for m in spec.members] or ["**/*"], f"{task} data")
         values = {k: v for k, v in asdict(cfg).items()
-                  if k not in NOT_IDENTITY + ("task", "model", "data_dir", "seed", "stack", "fuse")}
+                  if k not in NOT_IDENTITY + ("task", "model", "data_dir", "seed", "stack", "fuse")
+                  and not (k == "epochs" and cfg.max_steps)}  # max_steps overrides epochs
         identity = {"kind": kind, "task": task, "seed": seed, "settings": values, "model": model_fp, "data": data,
                     "on": on.identity["hash"] if on else None}
         if recipe.gpus_per_cell > 1:  # W processes take W x the examples per step: another module

@@ -131,6 +131,11 @@ def test_a_changed_value_reruns_only_the_cells_that_depend_on_it(demo_run, tmp_p
     assert new and all(c.split("-")[1] == "mnli" for c in new)
     assert len(new) == 2 + 4 + 4 + 4  # modules, targets, their evaluations, retrieval evaluations
 
+    # where every training task sets max_steps, epochs does nothing: no cell changes
+    r["train"]["epochs"] = 7
+    changed.write_text(yaml.safe_dump(r, sort_keys=False))
+    assert {c.id for c in plan(load_recipe(changed), out)} - set(after) == new
+
 
 def test_kill_9_in_the_middle_of_a_cell_then_a_rerun_resumes_it(tmp_path, tiny_model_dir, synthetic_data, xtreme):
     recipe = demo_recipe(tmp_path, tiny_model_dir, synthetic_data, xtreme, seeds=[0],
