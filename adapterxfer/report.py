@@ -301,7 +301,7 @@ def heatmap(table: Table, path: Path) -> bool:
             dark = not np.isnan(values[i, j]) and abs(values[i, j]) > span / 2
             label = "n/a" if np.isnan(values[i, j]) else f"{round(values[i, j], 1) + 0.0:+.1f}"
             ax.text(j, i, label, ha="center", va="center", fontsize=8, color="white" if dark else "black")
-    ax.set_title(f"{table.name}: change against the baseline ({table.split} sets, mean over seeds)")
+    ax.set_title(f"{table.name}: change against the baseline\n({table.split} sets, mean over seeds)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
