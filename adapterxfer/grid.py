@@ -888,6 +888,11 @@ def describe(recipe: Recipe, cells: list[Cell], out: Path, echo) -> None:
                       if isinstance(c.identity["data"], str) and c.identity["data"].startswith("missing:")})
     if missing:
         echo(f"data not found (a run needs it; sizes above assume the published ones): {', '.join(missing)}")
+    unlabelled = sorted({c.task for c in cells if c.kind == "evaluate" and c.run["split"] == "test"
+                         and c.run["data_dir"] and not c.run["labels_dir"]})
+    if unlabelled:  # XTREME's download/ withholds test labels (Tatoeba's English side is even sorted)
+        echo(f"test files of {', '.join(unlabelled)} from a local download/ carry no labels: their cells will write "
+             f"predictions but no scores unless evaluate.labels_dir names XTREME's labels")
     absent = [m for m in recipe.models if m.startswith(("/", ".", "~")) and not Path(m).expanduser().exists()]
     if absent:  # a path, not a hub id: a typo would otherwise be costed as XLM-R Large
         echo(f"model not found (a run needs it; costs above assume XLM-R Large's shape): {', '.join(absent)}")

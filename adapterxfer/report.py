@@ -532,7 +532,8 @@ def write_report(out: str | Path, output: str | Path | None = None, group_by=(),
         md += reasons + ([""] if reasons else [])
         notes += [f"{model}: {n}" for n in missing] if sweep else missing
     if notes:
-        md += [f"Missing or partial ({len(notes)}); rerun `adapterxfer grid {recipe['path']} --out {out}`:", "",
+        md += [f"Missing or partial ({len(notes)}), each with its reason (cells not run yet: `adapterxfer grid "
+               f"{recipe['path']} --out {out}`):", "",
                *(f"- {n}" for n in notes), ""]
     if ladders:
         md += ["## Robustness", "", f"Inputs perturbed with seed {recipe['evaluate'].get('perturb_seed', 0)} (the "

@@ -252,11 +252,13 @@ def test_demo_recipe_as_shipped_uses_the_embedded_assets(tmp_path, monkeypatch, 
     result = grid(RECIPES / "demo.yaml", "--out", tmp_path / "run", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "24 cells" in result.output and "data not found" not in result.output
-    assert "model not found" not in result.output
+    assert "model not found" not in result.output and "carry no labels" not in result.output
     typo = tmp_path / "typo.yaml"
-    typo.write_text((RECIPES / "demo.yaml").read_text().replace("model: demo", f"model: {tmp_path / 'no-model'}"))
+    typo.write_text((RECIPES / "demo.yaml").read_text().replace("model: demo", f"model: {tmp_path / 'no-model'}")
+                    .replace("labels_dir: demo", "labels_dir:"))
     result = grid(typo, "--out", tmp_path / "run", "--dry-run")
     assert result.exit_code == 0 and "model not found (a run needs it" in result.output, result.output
+    assert "test files of tatoeba from a local download/ carry no labels" in result.output
     assert (demo / "data" / "xtreme" / "xnli" / "train-en.tsv").is_file()  # synthetic XTREME data
     assert (demo / "xtreme-labels" / "tatoeba" / "test-de.tsv").is_file()  # and Tatoeba's gold
     assert not (tmp_path / "run").exists()  # a dry run writes nothing to --out
