@@ -188,17 +188,17 @@ def train_target(task, stack, fuse, fusion, intermediate, config_file, overwrite
     if spec.format == "retrieval":
         raise UserError(f"'{spec.name}' has no training data: it is evaluated by retrieval "
                         f"(adapterxfer evaluate MODULE --task {spec.name})")
+    if (stack or fuse) and intermediate == "none":
+        raise UserError(f"--intermediate none trains without an intermediate module: drop it, or drop "
+                        f"--{'fuse' if fuse else 'stack'} {stack or fuse}")
+    if fusion and not fuse:
+        raise UserError("--fusion chooses how --fuse mixes its modules: it needs --fuse")
     first = (stack or fuse or "").split(",")[0].strip()
     if settings["model"] is None and first and not (config_file and "model" in read_settings(config_file)):
         settings["model"] = read_module(first).card["base_model"]["id"]  # the base it was trained on
     cfg = TrainConfig.load(config_file, task=spec.name, stack=stack, fuse=fuse, fusion=fusion, **settings)
     if not cfg.intermediates and intermediate != "none":
         raise UserError("say what to build on: --stack DIR, --fuse DIR,DIR,... or --intermediate none")
-    if cfg.intermediates and intermediate == "none":
-        raise UserError(f"--intermediate none trains without an intermediate module: drop it, or drop "
-                        f"--{cfg.compose} {stack or fuse}")
-    if fusion and not cfg.fuse:
-        raise UserError("--fusion chooses how --fuse mixes its modules: it needs --fuse")
     train(cfg, overwrite=overwrite, resume=resume, progress=not quiet)
 
 
