@@ -489,6 +489,9 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
             entry = {"step": step, "epoch": round(step / steps_per_epoch, 3), "loss": loss_sum.item() / n,
                      "lr": scheduler.get_last_lr()[0], "examples_per_s": round(seen_sum.item() / elapsed, 2),
                      "seconds": round(elapsed, 3)}
+            if not math.isfinite(entry["loss"]) and accelerator.scaler is None:  # fp16's scaler skips such steps
+                raise UserError(f"the training loss is {entry['loss']} at step {step}: training diverged; start "
+                                f"again with a lower --lr (--overwrite)")
             if is_main:
                 _append_log(log_file, entry)
             bar.set_postfix(loss=f"{entry['loss']:.4f}", ex_s=f"{entry['examples_per_s']:.1f}")

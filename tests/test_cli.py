@@ -163,6 +163,13 @@ def test_demo_help_mentions_tiny_model():
 def test_train_target_refuses_contradictory_compositions(tmp_path):
     for extra, message in ((["--stack", "m", "--intermediate", "none"], "--intermediate none trains without"),
                            (["--stack", "m", "--fusion", "dynamic"], "--fusion chooses how --fuse mixes"),
-                           (["--fuse", "m,m"], "give two or more different modules")):
+                           (["--fuse", "m,m", "--model", "m"], "give two or more different modules")):
         assert message in error_line(invoke("train-target", "xnli", *extra, "--output", tmp_path / "o"))
     assert not list(tmp_path.iterdir())
+
+
+def test_a_diverged_run_stops_with_an_error_instead_of_publishing(tmp_path, tiny_model_dir, synthetic_data):
+    out = tmp_path / "o"
+    line = error_line(invoke(*args(tiny_model_dir, synthetic_data, out, "--cache-dir", tmp_path / "c", "--lr", "1e30",
+                                   "--log-steps", "1")))
+    assert "training diverged; start again with a lower --lr" in line and not out.exists()
