@@ -97,7 +97,8 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
         for stale in ("results.json", "results.md"):  # earlier predictions are replaced, not mixed in
             (out / stale).unlink(missing_ok=True)
         for folder, part in itertools.product(variants, ("predictions", "labels")):
-            shutil.rmtree(folder / part / spec.name, ignore_errors=True)
+            if (Path(tmp) / folder.relative_to(out) / part / spec.name).is_dir():  # replaced, not merged
+                shutil.rmtree(folder / part / spec.name, ignore_errors=True)
         for file in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
             target = out / file.relative_to(tmp)
             target.parent.mkdir(parents=True, exist_ok=True)
