@@ -118,7 +118,7 @@ class TrainConfig:
             if not (math.isfinite(value) and (value > 0 if name in ABOVE_ZERO else value >= low) and value <= high):
                 bound = ("above 0" if name in ABOVE_ZERO else f"at least {low}") + \
                         (f" and at most {high}" if name in AT_MOST else "")
-                raise UserError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
+                raise UserError(f"{where}--{name.replace('_', '-')} must be {bound}, got {value}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise UserError(f"{where}mixed_precision must be auto, no, bf16 or fp16")
         if self.base_dtype not in ("auto", "bf16", "fp32"):
