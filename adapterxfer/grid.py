@@ -891,8 +891,10 @@ def describe(recipe: Recipe, cells: list[Cell], out: Path, echo) -> None:
     unlabelled = sorted({c.task for c in cells if c.kind == "evaluate" and c.run["split"] == "test"
                          and c.run["data_dir"] and not c.run["labels_dir"]})
     if unlabelled:  # XTREME's download/ withholds test labels (Tatoeba's English side is even sorted)
+        fix = (f"evaluate.labels_dir has no {'/, '.join(unlabelled)}/ folder" if recipe.evaluate.labels_dir else
+               "evaluate.labels_dir can name XTREME's labels")
         echo(f"test files of {', '.join(unlabelled)} from a local download/ carry no labels: their cells will write "
-             f"predictions but no scores unless evaluate.labels_dir names XTREME's labels")
+             f"predictions but no scores ({fix})")
     absent = [m for m in recipe.models if m.startswith(("/", ".", "~")) and not Path(m).expanduser().exists()]
     if absent:  # a path, not a hub id: a typo would otherwise be costed as XLM-R Large
         echo(f"model not found (a run needs it; costs above assume XLM-R Large's shape): {', '.join(absent)}")

@@ -26,6 +26,7 @@ from .languages import GROUPINGS, group_languages
 from .recipes import models_of
 from .score import QA_TASKS, TASKS as XTREME_ORDER
 from .tasks import BENCHMARKS, get_task
+from .zeroshot import languages_list
 
 NAMES = {"pawsx": "PAWS-X", "xnli": "XNLI", "panx": "PAN-X", "udpos": "UD-POS", "bucc2018": "BUCC",
          "tatoeba": "Tatoeba", "xquad": "XQuAD", "mlqa": "MLQA", "tydiqa": "TyDiQA", "xcopa": "XCOPA"}
@@ -508,8 +509,10 @@ def write_report(out: str | Path, output: str | Path | None = None, group_by=(),
     seeds = ", ".join(map(str, table.seeds))
     langs = recipe["evaluate"]["languages"]
     title = BENCHMARKS[table.benchmark].title
-    fewer = "" if langs == "all" else f" Fewer languages than {title}'s, so not comparable to its averages: " + \
-        ", ".join(f"{t} {len(v)} of {len(get_task(t).languages_in(table.benchmark))}" for t, v in langs.items()) + "."
+    counts = {} if langs == "all" else {t: (len(languages_list(get_task(t), v, table.benchmark)),
+                                             len(get_task(t).languages_in(table.benchmark))) for t, v in langs.items()}
+    fewer = [f"{t} {n} of {of}" for t, (n, of) in counts.items() if n < of]  # "all" for a task is all of them
+    fewer = f" Fewer languages than {title}'s, so not comparable to its averages: {', '.join(fewer)}." if fewer else ""
     base = "frozen base models, one table each" if sweep else \
         f"a frozen {'tiny demo model' if recipe['model'] == 'demo' else recipe['model']}"
     md = [f"# {table.name}: zero-shot cross-lingual transfer after English intermediate-task training", "",

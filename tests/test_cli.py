@@ -86,7 +86,8 @@ def test_numbers_out_of_range_are_refused_before_anything_is_written(tmp_path):
                            (["--log-steps", "0"], "--log-steps must be at least 1, got 0"),
                            (["--reduction-factor", "0"], "--reduction-factor must be at least 1, got 0"),
                            (["--method", "lora", "--lora-dropout", "1.5"],
-                            "--lora-dropout must be at least 0 and at most 1")):
+                            "--lora-dropout must be at least 0 and at most 1"),
+                           (["--method", "lora", "--lora-targets", ","], "--lora-targets: none given")):
         assert message in error_line(invoke("train-intermediate", "mnli", *flags, "--output", tmp_path / "o"))
     assert not list(tmp_path.iterdir())
 

@@ -259,6 +259,7 @@ def test_demo_recipe_as_shipped_uses_the_embedded_assets(tmp_path, monkeypatch, 
     result = grid(typo, "--out", tmp_path / "run", "--dry-run")
     assert result.exit_code == 0 and "model not found (a run needs it" in result.output, result.output
     assert "test files of tatoeba from a local download/ carry no labels" in result.output
+    assert "(evaluate.labels_dir can name XTREME's labels)" in result.output
     assert (demo / "data" / "xtreme" / "xnli" / "train-en.tsv").is_file()  # synthetic XTREME data
     assert (demo / "xtreme-labels" / "tatoeba" / "test-de.tsv").is_file()  # and Tatoeba's gold
     assert not (tmp_path / "run").exists()  # a dry run writes nothing to --out

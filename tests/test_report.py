@@ -124,6 +124,15 @@ def test_cost_beside_full_finetuning(tmp_path):
     assert "avg (2 of 9 tasks)" in (tmp_path / "report" / "table.md").read_text()
 
 
+def test_fewer_languages_are_noted_per_task_and_all_is_all(tmp_path):
+    make_run(tmp_path, targets=("xnli", "panx"))
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    plan["recipe"]["evaluate"]["languages"] = {"xnli": "all", "panx": ["en", "de", "fr"]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    text = write_report(tmp_path)["markdown"]
+    assert "not comparable to its averages: panx 3 of 40." in text
+
+
 def test_report_command(tmp_path):
     make_run(tmp_path / "run", targets=("xnli",))
     result = CliRunner().invoke(main, ["report", str(tmp_path / "run"), "--output", str(tmp_path / "out")])

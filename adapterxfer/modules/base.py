@@ -24,9 +24,10 @@ class MethodConfig:
             self.lora_targets = tuple(t.strip() for t in self.lora_targets.split(",") if t.strip())
         self.lora_targets = tuple(self.lora_targets)
         bad = [t for t in self.lora_targets if t not in LORA_TARGETS]
-        if bad:
+        if bad or (self.method == "lora" and not self.lora_targets):
             from ..errors import UserError
-            raise UserError(f"--lora-targets: unknown {', '.join(bad)} (choose from {', '.join(LORA_TARGETS)})")
+            raise UserError(f"--lora-targets: {'unknown ' + ', '.join(bad) if bad else 'none given'} (choose from "
+                            f"{', '.join(LORA_TARGETS)})")
 
     def describe(self) -> dict:
         """The settings that matter for this method (recorded in the module card)."""
