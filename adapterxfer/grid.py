@@ -556,6 +556,22 @@ def _exit_state(cell: Cell, out: Path, returncode: int) -> str:
     return state
 
 
+def device_ids(devices: str) -> list[str]:
+    """``--devices`` as a list: indices among the GPUs this process sees (as ``CUDA_VISIBLE_DEVICES``
+    takes them, or GPU-/MIG- UUIDs), a GPU named k times holding k cells."""
+    import torch
+
+    ids = [d.strip() for d in devices.split(",")]
+    seen = torch.cuda.device_count()
+    for d in ids:
+        if not (d.isdigit() and (not seen or int(d) < seen) or d.startswith(("GPU-", "MIG-"))):
+            raise UserError(f"--devices {devices}: {d!r} is not a GPU here (" +
+                            (f"indices 0 to {seen - 1}" if seen else "no CUDA GPU is visible") + ")")
+    if not seen:
+        click.echo(f"warning: --devices {devices}: no CUDA GPU is visible here; the cells run on the CPU", err=True)
+    return ids
+
+
 def run_devices(cells: list[Cell], out: Path, devices: list[str], echo, command=cell_command) -> Outcome:
     """Run independent cells in parallel, each on its own free devices (one, or the recipe's
     ``gpus_per_cell`` for training: ``CUDA_VISIBLE_DEVICES`` set to them) as ``command(cell, out)``;
@@ -1022,6 +1038,7 @@ def run_cmd(recipe, out, dry_run, devices, slurm, verbose):
     """
     if sum(map(bool, (dry_run, devices, slurm))) > 1:
         raise UserError("give at most one of --dry-run, --devices and --slurm")
+    ids = device_ids(devices) if devices else None
     loaded = load_recipe(recipe)
     out = Path(out).resolve()
     cells = plan(loaded, out, strict=not dry_run)
@@ -1034,8 +1051,7 @@ def run_cmd(recipe, out, dry_run, devices, slurm, verbose):
         return
     err = functools.partial(click.echo, err=True)
     try:
-        if devices:
-            ids = [d.strip() for d in devices.split(",") if d.strip()]
+        if ids:
             result = run_devices(cells, out, ids, err)
         else:
             result = run_here(cells, out, err, verbose)

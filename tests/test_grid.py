@@ -160,8 +160,12 @@ def test_kill_9_in_the_middle_of_a_cell_then_a_rerun_resumes_it(tmp_path, tiny_m
     (evaluation / "eval").mkdir(parents=True)
     (evaluation / "eval" / "results.json").write_text('{"half": "written"}')
 
+    for bad in ("a,b", "0,,1", "-1"):
+        result = grid(recipe, "--out", out, "--devices", bad)
+        assert result.exit_code == 2 and "is not a GPU here" in result.stderr, result.output
     result = grid(recipe, "--out", out, "--devices", "0")  # one cell process per device
     assert result.exit_code == 0, result.output
+    assert "no CUDA GPU is visible here; the cells run on the CPU" in result.stderr
     record = json.loads((inter / "done.json").read_text())
     assert record["train"]["resumed_from"] > 0 and record["train"]["steps"] == 40
     assert "resuming" in (inter / "log.txt").read_text()
