@@ -946,6 +946,7 @@ def slurm_script(recipe: Recipe, cells: list[Cell], out: Path) -> str:
              "# for a new script after changes or failures: finished cells are left out.",
              *(f"#SBATCH {o}" for o in options),
              "set -euo pipefail",
+             'SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"  # before the cd: what sbatch resubmits',
              f"cd {shlex.quote(os.getcwd())}",
              f"OUT={shlex.quote(str(out))}",
              f"XF=${{XF:-{shlex.quote(sys.executable)} -m adapterxfer.cli}}",
@@ -961,7 +962,7 @@ def slurm_script(recipe: Recipe, cells: list[Cell], out: Path) -> str:
              '    read -r s range n cpus mem <<< "$job"',
              '    [[ "$s" == "$stage" ]] || { stage=$s; before=$current; current=""; }',
              '    id=$(sbatch --parsable --array="$range" --gres="gpu:$n" --cpus-per-task="$cpus" --mem="$mem" \\',
-             '         ${before:+--dependency=afterany$before} "$0")',
+             '         ${before:+--dependency=afterany$before} "$SELF")',
              '    current="$current:${id%%;*}"',
              '    echo "cells $range ($n GPU(s) each): job ${id%%;*}"',
              "  done",
@@ -1041,12 +1042,15 @@ def run_cmd(recipe, out, dry_run, devices, slurm, verbose):
     ids = device_ids(devices) if devices else None
     loaded = load_recipe(recipe)
     out = Path(out).resolve()
+    if slurm and any(c.isspace() for c in str(out)):
+        raise UserError(f"--out {out}: a Slurm script's #SBATCH --output cannot name a folder with spaces")
     cells = plan(loaded, out, strict=not dry_run)
     if dry_run:
         describe(loaded, cells, out, click.echo)
         return
     write_plan(loaded, out, cells)
     if slurm:
+        (out / "slurm").mkdir(parents=True, exist_ok=True)  # Slurm writes the tasks' output there, not makes it
         click.echo(slurm_script(loaded, cells, out), nl=False)
         return
     err = functools.partial(click.echo, err=True)

@@ -384,6 +384,12 @@ class _Reader:
         for key in ("sbatch", "setup"):
             for i, line in enumerate(getattr(r.slurm, key)):
                 self.typed(line, "str", ("slurm", key, i))
+        for key in ("cpus_per_task", "max_parallel"):
+            if getattr(r.slurm, key) is not None and getattr(r.slurm, key) < 1:
+                raise self.error(("slurm", key), f"must be at least 1, got {getattr(r.slurm, key)}")
+        if not re.fullmatch(r"\d+(-\d+)?(:\d+){0,2}|UNLIMITED|infinite", r.slurm.time):
+            raise self.error(("slurm", "time"), f"{r.slurm.time!r} is not a Slurm --time value: minutes, "
+                                                f"HH:MM:SS or D-HH:MM:SS, as \"24:00:00\"")
         if not r.slurm.mem_for(1):
             raise self.error(("slurm", "mem"), f"{r.slurm.mem!r} is not a Slurm --mem value: a whole number with "
                                                f"an optional unit K, M, G or T, as 64G")

@@ -204,7 +204,10 @@ def test_slurm_script_is_valid_and_names_every_cell_once(tmp_path, tiny_model_di
     script = tmp_path / "grid.sbatch"
     script.write_text(result.stdout)
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
-    assert "#SBATCH --gres=gpu:1" in result.stdout
+    assert "#SBATCH --gres=gpu:1" in result.stdout and (out / "slurm").is_dir()  # for sbatch THIS_FILE too
+    spaced = grid(recipe, "--out", tmp_path / "r s", "--slurm")
+    assert spaced.exit_code == 2 and "cannot name a folder with spaces" in spaced.stderr
+    assert not (tmp_path / "r s").exists()
     _, cells = read_plan(out)
 
     bin_dir = tmp_path / "bin"  # a fake sbatch records each submission and answers a job id
@@ -213,8 +216,10 @@ def test_slurm_script_is_valid_and_names_every_cell_once(tmp_path, tiny_model_di
                                     'echo $((1000 + $(wc -l < "$SUBMITTED")))\n')
     (bin_dir / "sbatch").chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SUBMITTED": str(tmp_path / "submitted")}
-    subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True)
+    subprocess.run(["bash", f"{tmp_path.name}/grid.sbatch"], env=env, check=True, capture_output=True,
+                   cwd=tmp_path.parent)  # submitted by a relative path from elsewhere: it resubmits itself
     submissions = (tmp_path / "submitted").read_text().splitlines()
+    assert all(line.endswith(f" {script}") for line in submissions)
     indices = []
     for n, line in enumerate(submissions):
         array = line.split("--array=")[1].split()[0]
@@ -301,6 +306,9 @@ def test_gpus_per_cell_in_its_older_place_still_counts(tmp_path):
      ":6: slurm.gpus_per_cell: differs from gpus_per_cell (2)"),
     ("model: m\ntargets:\n  tasks: [xnli]\nslurm:\n  mem: 64 GB\n",
      ":5: slurm.mem: '64 GB' is not a Slurm --mem value"),
+    ("model: m\ntargets:\n  tasks: [xnli]\nslurm:\n  max_parallel: 0\n", ":5: slurm.max_parallel: must be at least 1"),
+    ("model: m\ntargets:\n  tasks: [xnli]\nslurm:\n  cpus_per_task: -2\n", ":5: slurm.cpus_per_task: must be at least 1"),
+    ("model: m\ntargets:\n  tasks: [xnli]\nslurm:\n  time: forever\n", ":5: slurm.time: 'forever' is not a Slurm --time"),
     ("model: m\ntargets:\n  tasks: [xnli]\ntrain:\n  lr: 1.0e-4\n  lr: 2.0e-4\n", ":6: train.lr: given twice"),
     # a setting wrong for every row is reported where it was given, not at the first row
     ("model: m\nmodule: {method: seqbn}\nintermediate:\n  tasks: [mnli]\ntargets:\n  tasks: [xnli]\n",
