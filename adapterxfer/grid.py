@@ -276,6 +276,7 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
         cell.run = {"module": str(of.folder(out) / "module") if of else None, "task": task, "split": split,
                     "languages": langs, "data_dir": data_dir, "labels_dir": labels, "model": paths.model,
                     "batch_size": recipe.evaluate.batch_size, "layer": recipe.evaluate.layer,
+                    "benchmark": recipe.benchmark,
                     "cache_dir": recipe.train.get("cache_dir"), "output": str(cell.folder(out) / "eval")}
         if step:
             cell.run.update(perturbations=step[0], seed=recipe.evaluate.perturb_seed,

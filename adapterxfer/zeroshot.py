@@ -96,8 +96,9 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
                 log(f"{spec.name} {lang}{what}: {n} examples in {time.perf_counter() - start:.1f} s")
         for stale in ("results.json", "results.md"):  # earlier predictions are replaced, not mixed in
             (out / stale).unlink(missing_ok=True)
-        for folder, part in itertools.product(variants, ("predictions", "labels")):
-            if (Path(tmp) / folder.relative_to(out) / part / spec.name).is_dir():  # replaced, not merged
+        for folder, part in itertools.product((out, out / "perturbed"), ("predictions", "labels")):
+            staged = (Path(tmp) / folder.relative_to(out) / part / spec.name).is_dir()
+            if staged or (folder not in variants and folder != out):  # replaced, not merged; no stale noisy run
                 shutil.rmtree(folder / part / spec.name, ignore_errors=True)
         for file in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
             target = out / file.relative_to(tmp)

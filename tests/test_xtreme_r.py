@@ -130,6 +130,9 @@ def test_recipe_benchmark_key(tmp_path):
                                       "evaluate:\n  languages: {panx: [az, en]}\nintermediate:\n  data_dir: d\n"
                                       "  tasks:\n    socialiqa:\n    mnli: {train_language: de}\n"))
     assert r.benchmark == "xtreme-r" and r.intermediates["mnli"] == {"train_language": "de"}
+    from adapterxfer.grid import plan
+    evaluations = [c for c in plan(r, tmp_path / "run", strict=False) if c.kind == "evaluate"]
+    assert evaluations and all(c.run["benchmark"] == "xtreme-r" for c in evaluations)  # its scoring and warnings
     assert load_recipe(_recipe(tmp_path, "targets:\n  tasks: [xnli]\n")).benchmark == "xtreme"
     for text, error in [
         ("benchmark: xtreme2\ntargets:\n  tasks: [xnli]\n", r":2: benchmark: unknown benchmark 'xtreme2'"),

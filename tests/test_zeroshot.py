@@ -227,6 +227,9 @@ def test_evaluate_with_perturbations_reports_clean_perturbed_and_drop(tmp_path, 
         noisy_gold = (tmp_path / "a" / "perturbed" / "labels" / "panx" / f"test-{lang}.tsv").read_text()
         assert clean.count("\n\n") == noisy_gold.count("\n\n")  # same sentences, tags moved with tokens
     assert "clean vs perturbed" in (tmp_path / "a" / "results.md").read_text()
+    cli("evaluate", run, "--data-dir", xtreme, "--languages", "en", "--output", tmp_path / "a")  # clean only now
+    assert not (tmp_path / "a" / "perturbed" / "predictions" / "panx").exists()  # no noisy files left beside it
+    assert sorted(p.name for p in (tmp_path / "a" / "predictions" / "panx").iterdir()) == ["test-en.tsv"]
 
 
 def test_long_sentences_are_cut_into_windows_at_word_boundaries():
