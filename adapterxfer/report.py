@@ -373,21 +373,26 @@ def _language_score(task: str, metrics: dict) -> float:
     return metrics["f1"] if "f1" in metrics else metrics["accuracy"]
 
 
-def grouped(table: Table, scored: dict, by: str) -> tuple[str, str, list[str]]:
+def grouped(table: Table, scored: dict, by: str, model: str | None = None) -> tuple[str, str, list[str]]:
     """Per target task, each row's score averaged over the languages of each group (``by``: family,
     script or resource class): markdown, CSV and notes. Per seed the plain mean of the group's language
     scores, then mean ± std over seeds and the delta against the baseline, as in the main table;
-    languages missing from the language table form an ``unlisted`` group and are named in the notes."""
+    languages missing from the language table form an ``unlisted`` group and are named in the notes.
+    With ``model`` (a sweep's), the CSV's first column names it."""
     blocks, notes = [], []
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["task", "group", "n_languages", "languages", "row", "mean", "std", "delta", "seeds"])
+    first = ["model"] * bool(model)
+    w.writerow(first + ["task", "group", "n_languages", "languages", "row", "mean", "std", "delta", "seeds"])
     for task in table.columns[:-1]:
         runs = {row: scored.get((row, task), {}) for row in table.rows}
         scored_langs = {lang for r in runs.values() for _, res in r.values() for lang in res["scores"]
                         if isinstance(res["scores"][lang], dict)}
         order = [lang for lang in get_task(task).languages_in(table.benchmark) if lang in scored_langs]
         groups, unlisted = group_languages(order, by)
+        if not order:
+            notes.append(f"{task}: no language scored (see the main table), so no groups")
+            continue
         if unlisted:
             groups["unlisted"] = unlisted
             notes.append(f"{task}: {', '.join(unlisted)} not in the language table (adapterxfer/languages.py): "
@@ -414,8 +419,8 @@ def grouped(table: Table, scored: dict, by: str) -> tuple[str, str, list[str]]:
                 e, base = entries[(row, group)], entries.get(("baseline", group))
                 delta = e.mean - base.mean if row != "baseline" and base and base.mean is not None and \
                     e.mean is not None else None
-                w.writerow([task, group, len(langs), " ".join(langs), row, _num(e.mean), _num(e.std), _num(delta),
-                            len(e.scores)])
+                w.writerow([model] * bool(model) + [task, group, len(langs), " ".join(langs), row, _num(e.mean),
+                                                     _num(e.std), _num(delta), len(e.scores)])
                 if e.mean is None:
                     cells_.append("missing")
                     continue
@@ -524,9 +529,12 @@ def write_report(out: str | Path, output: str | Path | None = None, group_by=(),
         md += [f"\\* the 95% interval of the delta excludes zero (paired bootstrap over evaluation examples, "
                f"{samples} resamples per language, seeds averaged; intervals in table.csv).", ""]
     notes, pngs = [], []
-    for model, t in tables.items():
+    slugs = [_slug(m) for m in tables]
+    if len(set(slugs)) < len(slugs):  # models in folders of the same name: numbered, so no heatmap is lost
+        slugs = [f"{n}-{slug}" for n, slug in enumerate(slugs, 1)]
+    for (model, t), slug in zip(tables.items(), slugs):
         text, missing = markdown(t, intervals.get(model))
-        png = output / (f"deltas-{_slug(model)}.png" if sweep else "deltas.png")
+        png = output / (f"deltas-{slug}.png" if sweep else "deltas.png")
         if heatmap(t, png):
             pngs.append(png)
         md += ([f"## {model}", ""] if sweep else []) + [text, ""]
@@ -562,7 +570,7 @@ def write_report(out: str | Path, output: str | Path | None = None, group_by=(),
     for by in group_by:
         blocks, csvs, group_notes = [], [], []
         for model, t in tables.items():
-            text, csv_, found = grouped(t, scored[model], by)
+            text, csv_, found = grouped(t, scored[model], by, model if sweep else None)
             blocks += ([f"## {model}", ""] if sweep else []) + [text, ""]
             csvs.append(csv_)
             group_notes += [f"{model}: {x}" for x in found] if sweep else found

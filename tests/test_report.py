@@ -133,6 +133,37 @@ def test_fewer_languages_are_noted_per_task_and_all_is_all(tmp_path):
     assert "not comparable to its averages: panx 3 of 40." in text
 
 
+def test_a_sweep_over_same_named_model_folders_keeps_every_heatmap_and_grouped_csvs_name_the_model(tmp_path):
+    out, cells = tmp_path / "run", []
+    models = ["/models/a/model", "/models/b/model"]  # two folders, one last name
+    for n, model in enumerate(models):
+        for c in make_run(tmp_path / str(n), targets=("xnli",)):
+            c.id, c.deps, c.model = f"{c.id}-m{n}", [f"{d}-m{n}" for d in c.deps], model
+            (out / "cells").mkdir(parents=True, exist_ok=True)
+            (tmp_path / str(n) / "cells" / c.id[:-3]).rename(c.folder(out))
+            cells.append(c)
+    plan = json.loads((tmp_path / "0" / "plan.json").read_text())
+    plan.update(cells=[asdict(c) for c in cells])
+    plan["recipe"]["model"] = models
+    (out / "plan.json").write_text(json.dumps(plan))
+    for c in cells:  # the cells' results as written: scores under the model's own cells
+        if c.kind == "evaluate":
+            results = json.loads((c.folder(out) / "eval" / "results.json").read_text())
+            results["scores"] = {**results["scores"], "de": {"accuracy": 1.0}}
+            (c.folder(out) / "eval" / "results.json").write_text(json.dumps(results))
+    result = write_report(out, group_by=("resource",))
+    assert sorted(p.name for p in result["files"] if p.suffix == ".png") == ["deltas-1-model.png",
+                                                                              "deltas-2-model.png"]
+    groups = list(csv.DictReader((out / "report" / "by-resource.csv").open()))
+    assert {r["model"] for r in groups} == set(models)
+
+
+def test_grouping_a_task_without_language_scores_names_it_instead_of_an_empty_table(tmp_path):
+    make_run(tmp_path, targets=("xnli",))  # results with an average only, no per-language scores
+    text = write_report(tmp_path, group_by=("family",))["groups"]["family"]["markdown"]
+    assert "xnli: no language scored (see the main table), so no groups" in text and "|---|\n" not in text
+
+
 def test_report_command(tmp_path):
     make_run(tmp_path / "run", targets=("xnli",))
     result = CliRunner().invoke(main, ["report", str(tmp_path / "run"), "--output", str(tmp_path / "out")])
