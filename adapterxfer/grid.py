@@ -413,6 +413,14 @@ class _Once:
             self.fn(value)
 
 
+def _writes_to(file: Path) -> bool:
+    """Whether this process's standard output is ``file``."""
+    try:
+        return file.exists() and os.path.samestat(os.fstat(sys.stdout.fileno()), file.stat())
+    except (OSError, ValueError, AttributeError):  # no file behind stdout (a test's runner, a closed stream)
+        return False
+
+
 def _follow(cell: Cell) -> str:
     """A non-main process of a launched training cell: train alongside the main process if it says so."""
     from .training import TrainConfig, train
@@ -1089,7 +1097,8 @@ def run_cell_cmd(cell_id, out):
     path = Path(out) / "cells" / cell_id / "cell.json"
     if not path.is_file():
         raise UserError(f"no cell {cell_id} in {out} (no {path}); plan it with adapterxfer grid RECIPE --out {out}")
-    state = execute(Cell(**json.loads(path.read_text())), Path(out), click.echo)
+    state = execute(Cell(**json.loads(path.read_text())), Path(out), None if _writes_to(path.parent / "log.txt")
+                    else click.echo)  # --devices points this process's output at the log already
     if distributed.is_main():  # under accelerate launch, the main process speaks for the cell
         click.echo(f"{cell_id}: {state}")
     sys.exit({"done": 0, "failed": 1, "busy": BUSY}[state])
