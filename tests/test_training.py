@@ -147,6 +147,12 @@ def test_multi_task_one_module_one_head_per_task(tmp_path, tiny_model_dir, synth
     assert set(card["heads"]) == {"mnli", "hellaswag", "ccg"} == set(card["dev_metrics"])
     for head in card["heads"]:
         assert (out / "heads" / head / "head_config.json").is_file()
+    from adapterxfer import modules
+    reloaded = modules.load_trained(out)  # every task's head comes back with its trained weights
+    assert set(reloaded.model.heads) == set(card["heads"])
+    saved = load_file(str(out / "heads" / "mnli" / "model_head.safetensors"))
+    params = dict(reloaded.model.heads["mnli"].named_parameters())
+    assert saved and all(torch.equal(params[k.split("heads.mnli.")[-1]], v) for k, v in saved.items())
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_model_dir, synthetic_data):

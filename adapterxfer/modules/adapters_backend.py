@@ -106,6 +106,9 @@ class AdaptersBackend(Backend):
 
         if trained is not None:  # a finished module: load its weights instead of new ones
             model.load_adapter(str(trained), load_as=name, with_head=True, use_safetensors=True)
+            for h in heads:  # a multi-task module keeps each task's head in heads/<task>/
+                if (Path(trained) / "heads" / h.name).is_dir():
+                    model.load_head(str(Path(trained) / "heads" / h.name), load_as=h.name, use_safetensors=True)
         else:
             model.add_adapter(name, config=adapter_config(method))
             for h in heads:
