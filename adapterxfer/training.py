@@ -174,6 +174,9 @@ class TrainConfig:
         mixed = self.mixed_precision
         if mixed == "auto":
             mixed = "bf16" if bf16_gpu else "no"
+        if mixed == "fp16" and not torch.cuda.is_available():  # accelerate would train in fp32 without a word
+            raise UserError("--mixed-precision fp16 needs a CUDA GPU (its loss scaling is CUDA's); on the CPU use "
+                            "bf16 or no")
         base = self.base_dtype
         if base == "auto":
             base = "bf16" if mixed == "bf16" and bf16_gpu and self.method != "full" else "fp32"

@@ -1,4 +1,6 @@
 """The command line: help with examples, one-line errors with exit status 2, nothing lost."""
+import pytest
+import torch
 from click.testing import CliRunner
 
 from adapterxfer import training
@@ -174,3 +176,9 @@ def test_a_diverged_run_stops_with_an_error_instead_of_publishing(tmp_path, tiny
     line = error_line(invoke(*args(tiny_model_dir, synthetic_data, out, "--cache-dir", tmp_path / "c", "--lr", "1e30",
                                    "--log-steps", "1")))
     assert "training diverged; start again with a lower --lr" in line and not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a CUDA GPU, fp16 is available")
+def test_fp16_without_a_gpu_is_refused_not_silently_fp32(tmp_path, tiny_model_dir, synthetic_data):
+    line = error_line(invoke(*args(tiny_model_dir, synthetic_data, tmp_path / "o", "--mixed-precision", "fp16")))
+    assert "--mixed-precision fp16 needs a CUDA GPU" in line and not list(tmp_path.iterdir())
