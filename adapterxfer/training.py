@@ -207,8 +207,11 @@ def prepare_data(cfg: TrainConfig, spec: tasks.TaskSpec, tokenizer, log) -> dict
         data_dir = cfg.data_dir
         if data_dir and spec.members:
             data_dir = str(Path(data_dir) / member.name)
-        train_ex = subsample(load_examples(member, "train", data_dir), cfg.train_size, cfg.train_fraction,
-                             cfg.seed)
+        every = load_examples(member, "train", data_dir)
+        train_ex = subsample(every, cfg.train_size, cfg.train_fraction, cfg.seed)
+        if cfg.train_size and cfg.train_size > len(every):
+            log(f"--train-size {cfg.train_size} is more than the {len(every)} training examples of {member.name}: "
+                f"all of them train")
         has_dev = any("dev" in s.splits for s in member.sources)
         dev_ex = load_examples(member, "dev", data_dir) if has_dev else []  # TyDiQA: keep the last state
         labels = list(member.labels or [])

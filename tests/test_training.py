@@ -195,6 +195,11 @@ def test_train_size_subsamples_and_is_recorded(tmp_path, tiny_model_dir, synthet
     card = json.loads((out / "adapterxfer.json").read_text())
     assert card["hyperparameters"]["train_size"] == 48
     assert any(line.startswith("mnli: 48 train examples") for line in lines)
+    lines.clear()
+    train(TrainConfig.load(None, **{**cfg.__dict__, "train_size": 10 ** 6, "output": str(tmp_path / "all")}),
+          progress=False, log=lines.append)
+    assert any(line.startswith("--train-size 1000000 is more than the") and line.endswith("all of them train")
+               for line in lines)
 
 
 @pytest.mark.parametrize("fmt", ["tagging", "span_qa"])
