@@ -55,6 +55,45 @@ def broadcast(value=None):
     return box[0]
 
 
+def _on_main(fn) -> tuple:
+    """(``fn()``, None) on the main process, or (None, the message) where it raised a UserError; elsewhere
+    (None, None)."""
+    from .errors import UserError
+
+    if not is_main():
+        return None, None
+    try:
+        return fn(), None
+    except UserError as e:
+        return None, str(e)
+
+
+def from_main(fn):
+    """The main process's ``fn()`` on every process (only the main process calls ``fn``); its UserError
+    stops every process, instead of leaving the others waiting on a process that is gone."""
+    from .errors import UserError
+
+    if world_size() == 1:
+        return fn()
+    value, error = broadcast(_on_main(fn))
+    if error is not None:
+        raise UserError(error)
+    return value
+
+
+def main_first(fn):
+    """``fn()`` on the main process, then on the others (it fills the caches they read); its UserError
+    stops every process."""
+    from .errors import UserError
+
+    if world_size() == 1:
+        return fn()
+    value, error = _on_main(fn)
+    if (error := broadcast(error)) is not None:
+        raise UserError(error)
+    return value if is_main() else fn()
+
+
 def total(t: torch.Tensor) -> torch.Tensor:
     """``t`` summed over the processes."""
     if world_size() > 1:

@@ -1,6 +1,7 @@
 """The one exception type users see, and the wrapper that shows it: a single line, no stack trace."""
 import functools
 import logging
+import os
 import sys
 
 RESUME_HINT = "interrupted: rerun the same command with --resume to continue"
@@ -24,7 +25,8 @@ def friendly(fn=None, *, interrupted: str = RESUME_HINT):
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            click.echo(f"error: {e}", err=True)
+            if os.environ.get("RANK", "0") == "0":  # under a launcher, the main process says it for all
+                click.echo(f"error: {e}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo(interrupted, err=True)

@@ -381,21 +381,23 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     is_main = accelerator.is_main_process
     if not is_main:
         log, progress = (lambda *_: None), False
-    else:
+
+    def output() -> tuple:
         out, partial = prepare_output(cfg, overwrite, resume, world)
         finished = resume and (partial / CARD).is_file()
         if finished:  # interrupted while publishing: the module is complete
             shutil.rmtree(partial / "checkpoints", ignore_errors=True)
             replace_dir(partial, out)
             log(f"saved {out} (finished before the interruption)")
-    out, partial, finished = distributed.broadcast((out, partial, finished) if is_main else None)
+        return out, partial, finished
+
+    out, partial, finished = distributed.from_main(output)  # only the main process writes
     if finished:
         return out
     ckpt = load_checkpoint(partial) if resume else None  # refuse a corrupt checkpoint before any work
 
     torch.manual_seed(cfg.seed)
-    with accelerator.main_process_first():  # the main process fills the features cache, the others read it
-        data = prepare_data(cfg, spec, tokenizer, log)
+    data = distributed.main_first(lambda: prepare_data(cfg, spec, tokenizer, log))  # it fills the features cache
     backend = modules.build(cfg.model, spec.name, method, [d.head for d in data.values()], inters, cfg.compose,
                             cfg.fusion)
     if rank:  # the same initial weights everywhere, but each process its own dropout

@@ -86,3 +86,22 @@ def test_resume_with_another_number_of_processes_is_refused(tmp_path, no_dropout
     prepare_output(cfg, overwrite=False, resume=True, world_size=2)
     with pytest.raises(UserError, match="world_size"):
         train(cfg, resume=True, progress=False, log=lambda *_: None)
+
+
+def test_bad_input_under_two_processes_is_one_error_line_and_every_process_exits_2(tmp_path, tiny_model_dir,
+                                                                                   synthetic_data):
+    bad = tmp_path / "bad-mnli"
+    shutil.copytree(synthetic_data / "mnli", bad)
+    with open(bad / "train.jsonl", "a") as f:
+        f.write('{"premise": "x", "hypothesis": "y", "label": 7}\n')
+    (tmp_path / "taken").mkdir()
+    for data, out, message in ((bad, tmp_path / "o", "label 7 is outside the label set"),  # the main reads first
+                               (synthetic_data / "mnli", tmp_path / "taken", "already exists")):  # only it writes
+        run = subprocess.run(LAUNCH + ["train-intermediate", "mnli", "--model", str(tiny_model_dir), "--data-dir",
+                                       str(data), "--output", str(out), "--max-steps", "2", "--quiet",
+                                       "--cache-dir", str(tmp_path / "cache")],
+                             env=ENV, capture_output=True, text=True, timeout=300)
+        errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and message in errors[0], run.stderr[-3000:]
+        assert run.stderr.count("exitcode  : 2") == 2 and "[rank1]" not in run.stderr  # no rank left hanging
+        assert not (tmp_path / "o").exists() and not list((tmp_path / "taken").iterdir())
