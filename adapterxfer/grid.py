@@ -738,7 +738,8 @@ class CostModel:
 
     def __init__(self, recipe: Recipe, out: Path, model: str, tokens_per_second: float | None = None,
                  full_tokens_per_second: float | None = None):
-        self.recipe, self.model = recipe, model
+        self.recipe, self.model = recipe, model  # model: the shape the speeds were measured on
+        self.first = resolve_paths(recipe).model  # the shape cost.eval_minutes is for: the recipe's first model
         self.done, self.group = {}, {}
         for path in (out / "cells").glob("*/done.json"):
             with contextlib.suppress(ValueError, OSError, TypeError, KeyError):
@@ -795,7 +796,7 @@ class CostModel:
             if done:
                 return Estimate(done["seconds"], done.get("disk_bytes", 0))
             like = self._like(cell, "seconds")
-            clean = 60 * self.recipe.cost.eval_minutes * layer_work(cell.run["model"]) / layer_work(self.model)
+            clean = 60 * self.recipe.cost.eval_minutes * layer_work(cell.run["model"]) / layer_work(self.first)
             return Estimate(statistics.median(like) if like else clean, 0)
         if done:
             return Estimate(done["seconds"] * done.get("gpus", 1), done["disk_bytes"])

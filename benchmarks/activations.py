@@ -8,6 +8,7 @@ profile behind the peak-memory figures of BENCHMARKS.md: which operations hold t
 """
 from __future__ import annotations
 
+import argparse
 import collections
 import sys
 import tempfile
@@ -18,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, model_arguments, model_dir, table  # noqa: E402
-from train_step import build  # noqa: E402
+from train_step import build, method_list  # noqa: E402
 
 
 def saved_by_operation(loss: torch.Tensor, weights: set[int]) -> collections.Counter:
@@ -43,15 +44,25 @@ def saved_by_operation(loss: torch.Tensor, weights: set[int]) -> collections.Cou
     return totals
 
 
+def without_checkpointing(text: str) -> list[str]:
+    """``--methods`` as train_step.py takes them, less ``+ckpt``: under checkpointing, reading a node's saved
+    tensors recomputes them, so the walk would count what the step does not keep."""
+    methods = method_list(text)
+    if any("ckpt" in m.split("+") for m in methods):
+        raise argparse.ArgumentTypeError("+ckpt cannot be profiled here (reading what checkpointed layers saved "
+                                         "recomputes it); train_step.py's peak memory measures it")
+    return methods
+
+
 def main(argv=None):
     parser = model_arguments(__doc__, batch=8, seq=128)
-    parser.add_argument("--methods", default="full,seq_bn")
+    parser.add_argument("--methods", type=without_checkpointing, default="full,seq_bn")
     parser.add_argument("--top", type=int, default=8, help="operations listed per method")
     args = parser.parse_args(argv)
     base = model_dir(args.size, args.small_vocab)
     print(f"activations: XLM-R {args.size} shape, batch {args.batch} x {args.seq}, {args.device} ({machine()}); "
           f"saved tensors of one training forward pass, in MB")
-    for method in args.methods.split(","):
+    for method in args.methods:
         torch.manual_seed(0)
         model, loss_fn, _, _ = build(method, base, Path(tempfile.mkdtemp()))
         model.to(args.device).train()

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import device, machine  # noqa: E402
 
 
 def main(argv=None):
@@ -27,7 +27,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=500)
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", type=device, default="cpu")
     args = parser.parse_args(argv)
 
     from adapterxfer.features import collate
@@ -36,13 +36,13 @@ def main(argv=None):
     rng = random.Random(0)
     feats = [{"input_ids": [0] + [rng.randrange(5, 250000) for _ in range(rng.randint(args.seq // 4, args.seq - 2))]
               + [2], "labels": rng.randrange(3)} for _ in range(args.batch)]
-    device = torch.device(args.device)
+    target = torch.device(args.device)
     timings = {"collate": [], "collate + copy": []}
     for n in range(args.repeat + 20):
         start = time.perf_counter()
         batch = collate(feats, 1)
         middle = time.perf_counter()
-        to_device(batch, device)  # the copy is issued, not waited for: the loop goes on meanwhile
+        to_device(batch, target)  # the copy is issued, not waited for: the loop goes on meanwhile
         end = time.perf_counter()
         if n >= 20:
             timings["collate"].append(middle - start)

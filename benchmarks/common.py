@@ -18,13 +18,22 @@ import torch
 SIZES = {"tiny": (64, 4, 4, 128), "base": (768, 12, 12, 3072), "large": (1024, 24, 16, 4096)}
 
 
+def device(name: str) -> str:
+    """``--device``: cpu, or cuda where this machine sees a CUDA GPU (refused here otherwise, not a traceback)."""
+    if name not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{name!r}: cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError("cuda: no CUDA GPU is visible here")
+    return name
+
+
 def model_arguments(doc: str, batch: int, seq: int | None = None,
                     seq_help: str | None = None) -> argparse.ArgumentParser:
     """A parser with the options every model benchmark takes: ``--size`` (one of SIZES), ``--device``,
     ``--batch``, ``--seq`` (where ``seq`` gives its default) and ``--small-vocab``."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=tuple(SIZES), default="tiny")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda")
     parser.add_argument("--batch", type=int, default=batch)
     if seq is not None:
         parser.add_argument("--seq", type=int, default=seq, help=seq_help)

@@ -30,10 +30,12 @@ LENGTHS = {"xnli_pairs": (0.4, 20, 80, 128), "panx_sentences": (0.4, 8, 40, 128)
 
 
 def features(n: int, vocab: int, seed: int = 0) -> list[tuple[str, list[int]]]:
+    """``n`` inputs of the mix (the last kind takes what rounding left)."""
     rng = random.Random(seed)
     out = []
-    for kind, (share, low, high, _) in LENGTHS.items():
-        for _ in range(int(n * share)):
+    counts = [round(n * share) for share, *_ in LENGTHS.values()][:-1]
+    for (kind, (_, low, high, _)), count in zip(LENGTHS.items(), counts + [n - sum(counts)]):
+        for _ in range(count):
             out.append((kind, [0] + [rng.randrange(5, vocab) for _ in range(rng.randint(low, high) - 2)] + [2]))
     rng.shuffle(out)
     return out
@@ -44,6 +46,8 @@ def main(argv=None):
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=1, help="timed passes per path (median)")
     args = parser.parse_args(argv)
+    if args.examples < 2 * len(LENGTHS):
+        parser.error(f"--examples must be at least {2 * len(LENGTHS)} (each kind of input of the mix at least once)")
 
     from adapterxfer import modules
     from adapterxfer.evaluation import inference_autocast, predict
@@ -91,7 +95,7 @@ def main(argv=None):
         row["x_plain"] = round(row["tokens_s"] / rows[0]["tokens_s"], 2)
     print(f"evaluate: XLM-R {args.size} shape + seq_bn adapter, {len(feats)} inputs ({real_tokens} tokens; "
           f"{', '.join(f'{k} {int(100 * v[0])}%' for k, v in LENGTHS.items())}), batch {args.batch}, "
-          f"{args.device} ({machine()})")
+          f"{args.device} ({machine()}), median of {args.repeat} pass(es) per path after a warm-up")
     print(table(rows, ["path", "seconds", "sentences_s", "tokens_s", "x_plain"]))
 
 

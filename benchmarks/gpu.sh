@@ -36,6 +36,14 @@ if [ "${1:-}" = fetch ]; then
   exit 0
 fi
 
+STEPS=" train_step peer evaluate cuda_tests shared grid_cost cudagraphs host retrieval all_tests "
+for name in "$@"; do  # before anything runs or is written: a typo names no step
+  if [[ "$STEPS" != *" $name "* ]]; then
+    echo "usage: bash benchmarks/gpu.sh [fetch | STEP ...]; steps, in the order run:$STEPS" >&2
+    [[ "$name" = -h || "$name" = --help ]] && exit 0 || exit 2
+  fi
+done
+
 OUT=${OUT:-gpu-results}
 mkdir -p "$OUT"
 if ls .whl/*.whl >/dev/null 2>&1; then

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SIZES, machine, model_dir, step_flops, table  # noqa: E402
-from train_step import build  # noqa: E402
+from common import SIZES, device, machine, model_dir, step_flops, table  # noqa: E402
+from train_step import build, method_list  # noqa: E402
 
 
 def host_ms(method: str, base: Path, steps: int, warmup: int, device: str) -> tuple[float, float]:
@@ -58,8 +58,9 @@ def host_ms(method: str, base: Path, steps: int, warmup: int, device: str) -> tu
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=tuple(SIZES), default="large")
-    parser.add_argument("--methods", default="seq_bn,seq_bn+bf16base,seq_bn+bf16base+compile,lora_peft+bf16base")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+    parser.add_argument("--methods", type=method_list,
+                        default="seq_bn,seq_bn+bf16base,seq_bn+bf16base+compile,lora_peft+bf16base")
+    parser.add_argument("--device", type=device, default="cpu",
                         help="cuda: the host time of CUDA launches themselves (the GPU idles at this size)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
@@ -70,7 +71,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     base = model_dir(args.size, small_vocab=True, narrow=True)
     rows = []
-    for method in args.methods.split(","):
+    for method in args.methods:
         ms, forward_ms = host_ms(method, base, args.steps, args.warmup, args.device)
         flops = step_flops(args.size, args.batch, args.seq, 0, frozen_base=not method.startswith("full"))
         rows.append({"method": method, "host ms/step": f"{ms:.1f}", "of it forward": f"{forward_ms:.1f}",
@@ -78,7 +79,7 @@ def main(argv=None):
                      "mfu ceiling": f"{100 * flops / (ms / 1e3) / (args.peak_tflops * 1e12):.0f}%"})
         print(rows[-1], flush=True)  # as each finishes: a run cut short keeps what it measured
     print(f"host_overhead: XLM-R {args.size} depth at tiny widths, 1 x 4 tokens, one thread, {args.device} "
-          f"({machine()}); "
+          f"({machine()}), median of {args.steps} steps after {args.warmup}; "
           f"MFU ceiling of the real model at {args.batch} x {args.seq} and {args.peak_tflops:g} TFLOP/s")
     print(table(rows, ["method", "host ms/step", "of it forward", "model TFLOP", "mfu ceiling"]))
 

@@ -154,8 +154,10 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=0, help="steps left out of the timing")
     parser.add_argument("--compile", action="store_true", help="also time our path with --compile")
     args = parser.parse_args(argv)
-    if args.max_steps and args.warmup and args.max_steps < 2 * args.warmup:
-        parser.error("--max-steps must be at least twice --warmup (one timed log window at the least)")
+    steps = args.max_steps or math.ceil(math.ceil(args.train / args.batch) * args.epochs)
+    if args.warmup and steps < 2 * args.warmup:
+        parser.error(f"{steps} steps (--max-steps, or --train / --batch x --epochs) must be at least twice --warmup "
+                     f"(one timed log window at the least)")
 
     from adapterxfer import synthetic
 

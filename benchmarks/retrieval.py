@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, peak_memory_bytes, table  # noqa: E402
+from common import device, machine, peak_memory_bytes, reset_peak_memory, table  # noqa: E402
 
 
 def main(argv=None):
@@ -27,7 +27,7 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=20000, help="sentences per side")
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--chunks", default="1024,4096")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", type=device, default="cpu")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per chunk size (median)")
     parser.add_argument("--faiss", action="store_true", help="also time faiss's exact k-NN (CPU)")
     args = parser.parse_args(argv)
@@ -42,6 +42,7 @@ def main(argv=None):
     mine_candidates(src[:2048], tgt[:2048], k=4, chunk_size=512)  # warm-up (on a GPU: library set-up)
     rows = []
     for chunk in map(int, args.chunks.split(",")):
+        reset_peak_memory(args.device)  # each chunk size its own peak
         times = []
         for _ in range(args.repeat):
             start = time.perf_counter()
@@ -49,14 +50,14 @@ def main(argv=None):
             times.append(time.perf_counter() - start)
         seconds = statistics.median(times)
         right = sum(1 for (i, j) in candidates if i == j)
-        rows.append({"chunk": chunk, "seconds": round(seconds, 2), "pairs_s": round(args.n / seconds, 1),
+        rows.append({"chunk": chunk, "seconds": round(seconds, 2), "sentences_s": round(args.n / seconds, 1),
                      "peak_gb": round(peak_memory_bytes(args.device) / 1e9, 3),
                      "candidates": len(candidates), "correct": right})
     full = args.n * args.n * 4 / 1e9
     print(f"retrieval: margin mining (ratio margin, k=4), {args.n} x {args.n} sentences of dim {args.dim}, "
-          f"{args.device} ({machine()}); inputs {2 * args.n * args.dim * 4 / 1e9:.2f} GB, "
+          f"{args.device} ({machine()}), median of {args.repeat} run(s) per chunk size; inputs {2 * args.n * args.dim * 4 / 1e9:.2f} GB, "
           f"before mining {base / 1e9:.2f} GB peak; a full N x N float32 matrix would be {full:.1f} GB")
-    print(table(rows, ["chunk", "seconds", "pairs_s", "peak_gb", "candidates", "correct"]))
+    print(table(rows, ["chunk", "seconds", "sentences_s", "peak_gb", "candidates", "correct"]))
     if args.faiss:
         print(compare_faiss(src.cpu(), tgt.cpu(), chunk=int(args.chunks.split(",")[0])))
 

@@ -53,6 +53,19 @@ def make_intermediate(base: Path, folder: Path, name: str) -> Path:
     return out
 
 
+def method_list(text: str) -> list[str]:
+    """``--methods``: comma-separated METHODS, each with optional ``+variant`` parts (VARIANTS)."""
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    for name in names:
+        method, *variants = name.split("+")
+        if method not in METHODS or set(variants) - set(VARIANTS):
+            raise argparse.ArgumentTypeError(f"{name!r}: methods are {', '.join(METHODS)}, each with optional "
+                                             f"+variants ({', '.join(VARIANTS)})")
+    if not names:
+        raise argparse.ArgumentTypeError("give one or more methods")
+    return names
+
+
 def build(name: str, base: Path, work: Path):
     """(model, loss function, save function, fusion parameters) of a method with its ``+variants``."""
     import torch
@@ -157,7 +170,7 @@ def main(argv=None):
     parser = model_arguments(__doc__, batch=8, seq=128)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", type=method_list, default=",".join(METHODS))
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, for MFU (default: "
                         "looked up by GPU name)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -171,7 +184,7 @@ def main(argv=None):
           f"vocab {'small' if args.small_vocab else '250k'}, median of {args.steps} steps after {args.warmup}"
           + (f"; MFU against a dense bf16 peak of {peak_rate:g} TFLOP/s" if peak_rate else ""))
     rows = []
-    for method in args.methods.split(","):
+    for method in args.methods:
         flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                  if k not in ("one", "methods", "small_vocab") and v is not None]
         try:

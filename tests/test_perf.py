@@ -161,7 +161,7 @@ def load_benchmark(name):
     return module
 
 
-def test_grid_cost_projection_is_the_dry_runs(tmp_path, monkeypatch):
+def test_grid_cost_projection_is_the_dry_runs(tmp_path, monkeypatch, tiny_model_dir):
     import re
     from pathlib import Path
 
@@ -191,6 +191,10 @@ def test_grid_cost_projection_is_the_dry_runs(tmp_path, monkeypatch):
     twice = grid_cost.projection(str(recipe), "xlm-roberta-large", 2 * 12345, 12345 / 3, str(out))
     training = 2 * (cost["module_hours"] - twice["module_hours"])
     assert training > 0 and twice["full_hours"] - cost["module_hours"] == pytest.approx(2 * training)
+    # speeds measured on another shape scale training only: cost.eval_minutes is the recipe's own model's
+    evals = [grid_cost.projection(str(recipe), shape, 1e15, 1e15, str(out))["module_hours"]
+             for shape in ("xlm-roberta-large", str(tiny_model_dir))]
+    assert evals[0] == pytest.approx(evals[1], rel=1e-6) and evals[0] > 0
 
 
 @pytest.mark.filterwarnings("ignore:CUDA is not available")
