@@ -141,11 +141,13 @@ def train_intermediate(task, config_file, overwrite, resume, quiet, **settings):
       adapterxfer train-intermediate mnli --output modules/mnli --resume   # after an interruption
     """
     from .tasks import get_task
-    from .training import TrainConfig, train
+    from .training import TrainConfig, resumed, train
 
     spec = get_task(task)
     if spec.is_target:
         raise UserError(f"'{spec.name}' is a target task; use train-target")
+    if resume:
+        settings = resumed(settings["output"], settings)
     cfg = TrainConfig.load(config_file, task=spec.name, **settings)
     train(cfg, overwrite=overwrite, resume=resume, progress=not quiet)
 
@@ -180,11 +182,15 @@ def train_target(task, stack, fuse, fusion, intermediate, config_file, overwrite
     from .modules import read_module
     from .recipes import read_settings
     from .tasks import get_task
-    from .training import TrainConfig, train
+    from .training import TrainConfig, resumed, train
 
     spec = get_task(task)
     if not spec.is_target:
         raise UserError(f"'{spec.name}' is an intermediate task; use train-intermediate")
+    if resume:  # what it was built on, too
+        settings = resumed(settings["output"], {**settings, "stack": stack, "fuse": fuse, "fusion": fusion})
+        stack, fuse, fusion = (settings.pop(k) for k in ("stack", "fuse", "fusion"))
+        fusion = fusion if fuse else None  # recorded as its default on any run
     if spec.format == "retrieval":
         raise UserError(f"'{spec.name}' has no training data: it is evaluated by retrieval "
                         f"(adapterxfer evaluate MODULE --task {spec.name})")

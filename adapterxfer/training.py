@@ -282,6 +282,17 @@ def prepare_output(cfg: TrainConfig, overwrite: bool, resume: bool, world_size: 
     return out, partial
 
 
+def resumed(output: str | None, given: dict) -> dict:
+    """``given`` (a command's settings, None where not given) filled from the unfinished run in
+    ``<output>.partial``: what it was started with (its ``run.json``), so ``--output DIR --resume``
+    alone continues it."""
+    run = Path(output).with_name(Path(output).name + ".partial") / "run.json" if output else None
+    if run is None or not run.is_file():
+        return given
+    started = json.loads(run.read_text())
+    return {k: started.get(k) if v is None and k in started else v for k, v in given.items()}
+
+
 def rng_state(device) -> dict:
     """This process's random state: the CPU's and its GPU's."""
     return {"torch_rng": torch.get_rng_state(),

@@ -1,4 +1,6 @@
 """The command line: help with examples, one-line errors with exit status 2, nothing lost."""
+import json
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -156,6 +158,19 @@ def test_interrupted_run_then_corrupt_checkpoint(tmp_path, tiny_model_dir, synth
     line = error_line(invoke(*base, "--resume"))
     assert "corrupt" in line and str(ckpt) in line
     monkeypatch.undo()
+
+
+def test_resume_needs_only_the_output_folder(tmp_path, tiny_model_dir, synthetic_data, monkeypatch):
+    out = tmp_path / "o"
+    monkeypatch.setattr(training, "module_card", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert invoke(*args(tiny_model_dir, synthetic_data, out, "--cache-dir", tmp_path / "c", "--save-steps", "2",
+                        "--lr", "3e-3")).exit_code == 130
+    monkeypatch.undo()
+    result = invoke("train-intermediate", "mnli", "--output", out, "--resume", "--cache-dir", tmp_path / "c",
+                    "--quiet")  # the model, data and settings come from the unfinished run
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "adapterxfer.json").read_text())
+    assert card["base_model"]["id"] == str(tiny_model_dir) and card["hyperparameters"]["lr"] == 3e-3
 
 
 def test_demo_help_mentions_tiny_model():
