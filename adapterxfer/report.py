@@ -211,7 +211,7 @@ def _mean_std(e: Entry) -> str:
 
 def _entry_text(e: Entry, delta: float | None, star: str = "") -> str:
     """``mean ± std (delta)`` of a table entry, ``†`` when scored on fewer languages than planned."""
-    text = _mean_std(e) + (f" ({round(delta, 1) + 0.0:+.1f}{star})" if delta is not None else "")  # no "-0.0"
+    text = _mean_std(e) + (f" ({delta:+.1f}{star})" if delta is not None else "")  # -0.0: below, if barely
     return text + (" †" if e.partial else "")
 
 
@@ -300,7 +300,7 @@ def heatmap(table: Table, path: Path) -> bool:
     for i in range(len(rows)):
         for j in range(len(table.columns)):
             dark = not np.isnan(values[i, j]) and abs(values[i, j]) > span / 2
-            label = "n/a" if np.isnan(values[i, j]) else f"{round(values[i, j], 1) + 0.0:+.1f}"
+            label = "n/a" if np.isnan(values[i, j]) else f"{values[i, j]:+.1f}"
             ax.text(j, i, label, ha="center", va="center", fontsize=8, color="white" if dark else "black")
     ax.set_title(f"{table.name}: change against the baseline\n({table.split} sets, mean over seeds)", fontsize=10)
     fig.tight_layout()

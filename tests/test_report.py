@@ -164,6 +164,16 @@ def test_grouping_a_task_without_language_scores_names_it_instead_of_an_empty_ta
     assert "xnli: no language scored (see the main table), so no groups" in text and "|---|\n" not in text
 
 
+def test_a_delta_just_below_zero_reads_minus(tmp_path):
+    make_run(tmp_path, targets=("xnli",))
+    for seed in SEEDS:
+        results = tmp_path / "cells" / f"evaluate-mnli-xnli-s{seed}" / "eval" / "results.json"
+        r = json.loads(results.read_text())
+        r["scores"]["avg_metric"] = score("baseline", "xnli", seed) - 0.03
+        results.write_text(json.dumps(r))
+    assert "(-0.0)" in write_report(tmp_path)["markdown"]
+
+
 def test_report_command(tmp_path):
     make_run(tmp_path / "run", targets=("xnli",))
     result = CliRunner().invoke(main, ["report", str(tmp_path / "run"), "--output", str(tmp_path / "out")])
