@@ -443,3 +443,19 @@ def test_repo_index_and_schema():
     assert (repo / "schema.json").read_bytes() == package.read_bytes()
     for entry in read_index(repo):  # validated against the schema; cards of modules that were really trained
         assert entry["files"] and entry["trainable_parameters"] > 0
+
+
+def test_card_results_list_languages_then_each_average_once():
+    from adapterxfer.hub.card import result_rows
+
+    entry = {"xtreme_results": {
+        "xnli": {"split": "dev", "scores": {"ar": {"accuracy": 60.0}, "avg_accuracy": 62.0, "avg_metric": 62.0,
+                                            "bg": {"accuracy": 64.0}}},
+        "xquad": {"split": "test", "scores": {"en": {"exact_match": 50.0, "f1": 70.0}, "avg_exact_match": 50.0,
+                                              "avg_f1": 70.0, "avg_metric": 60.0}}}}
+    rows = [(r["task"], r["language"], r["metric"], r["value"]) for r in result_rows(entry)]
+    assert rows == [("xnli", "ar", "accuracy", 60.0), ("xnli", "bg", "accuracy", 64.0),
+                    ("xnli", "average", "accuracy", 62.0),
+                    ("xquad", "en", "exact_match", 50.0), ("xquad", "en", "f1", 70.0),
+                    ("xquad", "average", "exact_match", 50.0), ("xquad", "average", "f1", 70.0),
+                    ("xquad", "average", "metric", 60.0)]

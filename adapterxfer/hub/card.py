@@ -177,11 +177,13 @@ def result_rows(entry: dict) -> list[dict]:
             for task, metrics in entry.get("dev_metrics", {}).items() for m, v in metrics.items()
             if isinstance(v, (int, float))]
     for task, res in entry.get("xtreme_results", {}).items():
-        for lang, scores in res["scores"].items():
-            if isinstance(scores, dict):
-                rows += [{"where": f"XTREME {res['split']}", "task": task, "language": lang, "metric": m, "value": v}
-                         for m, v in scores.items() if isinstance(v, (int, float))]
-            elif isinstance(scores, (int, float)):
-                rows.append({"where": f"XTREME {res['split']}", "task": task, "language": "average",
-                             "metric": lang.removeprefix("avg_"), "value": scores})
+        where, scores = f"XTREME {res['split']}", res["scores"]
+        rows += [{"where": where, "task": task, "language": lang, "metric": m, "value": v}
+                 for lang, per in scores.items() if isinstance(per, dict)
+                 for m, v in per.items() if isinstance(v, (int, float))]
+        averages = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+        if [k for k, v in averages.items() if k != "avg_metric" and v == averages.get("avg_metric")]:
+            del averages["avg_metric"]  # the task's one metric again (QA's is the mean of F1 and EM: kept)
+        rows += [{"where": where, "task": task, "language": "average", "metric": k.removeprefix("avg_"), "value": v}
+                 for k, v in averages.items()]  # after the languages
     return rows
