@@ -156,7 +156,8 @@ def create_app(root, token_file=None, read: str = "public") -> Flask:
         proposed = request.get_json(silent=True)
         try:
             if not isinstance(proposed, dict) or not isinstance(proposed.get("files"), dict):
-                raise UserError("commit needs the proposed entry as a JSON object")
+                raise UserError("commit needs the proposed entry: a JSON object with its files "
+                                "({path: {sha256, size}})")
             verify_staging(staging, proposed)
             entry = commit(root, staging, proposed, lambda e: render(e, hub_url()))
         finally:
