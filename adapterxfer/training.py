@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 import shutil
@@ -364,7 +365,19 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
 
     Under ``accelerate launch``/``torchrun`` with W processes, one optimizer step takes ``grad_accum x W``
     micro-batches of the same plan (process r the r-th, (r+W)-th, ...) and sums the gradients over the
-    processes: the same steps as one process with ``grad_accum x W``. Only the main process writes."""
+    processes: the same steps as one process with ``grad_accum x W``. Only the main process writes.
+    A run that stops before its first checkpoint leaves no ``.partial`` folder: it held no progress."""
+    try:
+        return _train(cfg, overwrite, resume, progress, log)
+    except BaseException:
+        partial = Path(cfg.output).with_name(Path(cfg.output).name + ".partial")
+        if os.environ.get("RANK", "0") == "0" and partial.is_dir() and not checkpoints(partial) \
+                and not (partial / CARD).is_file():
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _train(cfg: TrainConfig, overwrite: bool, resume: bool, progress: bool, log) -> Path:
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from accelerate.utils import gather_object

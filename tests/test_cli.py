@@ -101,6 +101,7 @@ def test_a_run_that_failed_on_its_input_does_not_block_the_corrected_command(tmp
     wrong = [tmp_path / "no-data" if a == synthetic_data / "mnli" else a
              for a in args(tiny_model_dir, synthetic_data, out)]
     assert "no-data" in error_line(invoke(*wrong, "--cache-dir", tmp_path / "c"))
+    assert not (tmp_path / "o.partial").exists()  # it held no progress
     result = invoke(*args(tiny_model_dir, synthetic_data, out, "--cache-dir", tmp_path / "c"))
     assert result.exit_code == 0, result.output
     assert (out / "adapterxfer.json").is_file() and not (tmp_path / "o.partial").exists()
