@@ -48,7 +48,7 @@ from .errors import UserError, friendly
 from .fileio import sha256_file, sha256_json, write_json, write_text
 from .recipes import DEMO, NOT_IDENTITY, Recipe, load_recipe
 from .tasks import get_task
-from .training import checkpoints
+from .training import checkpoints, partial_dir
 
 KINDS = {"intermediate": "inter", "target": "target", "evaluate": "eval"}
 BUSY = 75  # run-cell's exit status when another process holds the cell
@@ -439,7 +439,7 @@ def _run_training(cell: Cell, log, tell=lambda _: None) -> dict:
     cfg = TrainConfig(**cell.run["config"])
     cfg.validate()
     module = Path(cfg.output)
-    partial = module.with_name(module.name + ".partial")
+    partial = partial_dir(module)
     resumed_from = _checkpoint_step(partial)
     start = time.perf_counter()
     trained = not (module / CARD).is_file()  # else: finished just before an interruption
@@ -877,7 +877,7 @@ def status(cell: Cell, out: Path) -> str:
         return "done"
     if (folder / "failed.json").is_file():
         return "failed"
-    step = _checkpoint_step(folder / "module.partial")
+    step = _checkpoint_step(partial_dir(folder / "module"))
     return f"partial (step {step})" if step else "pending"
 
 

@@ -389,10 +389,10 @@ def grouped(table: Table, scored: dict, by: str, model: str | None = None) -> tu
         scored_langs = {lang for r in runs.values() for _, res in r.values() for lang in res["scores"]
                         if isinstance(res["scores"][lang], dict)}
         order = [lang for lang in get_task(task).languages_in(table.benchmark) if lang in scored_langs]
-        groups, unlisted = group_languages(order, by)
         if not order:
             notes.append(f"{task}: no language scored (see the main table), so no groups")
             continue
+        groups, unlisted = group_languages(order, by)
         if unlisted:
             groups["unlisted"] = unlisted
             notes.append(f"{task}: {', '.join(unlisted)} not in the language table (adapterxfer/languages.py): "

@@ -256,9 +256,15 @@ def epoch_plan(data: dict[str, TaskData], cfg: TrainConfig, epoch: int) -> list[
 
 # ---------------------------------------------------------------- the run folder
 
+def partial_dir(output) -> Path:
+    """Where a run for ``output`` works until it publishes: ``<output>.partial``."""
+    output = Path(output)
+    return output.with_name(output.name + ".partial")
+
+
 def prepare_output(cfg: TrainConfig, overwrite: bool, resume: bool, world_size: int = 1) -> tuple[Path, Path]:
     out = Path(cfg.output)
-    partial = out.with_name(out.name + ".partial")
+    partial = partial_dir(out)
     if out.exists() and not overwrite:
         if (out / CARD).is_file() and resume:
             raise UserError(f"{out} is already a finished module; nothing to resume (use --overwrite to retrain)")
@@ -287,7 +293,7 @@ def resumed(output: str | None, given: dict) -> dict:
     """``given`` (a command's settings, None where not given) filled from the unfinished run in
     ``<output>.partial``: what it was started with (its ``run.json``), so ``--output DIR --resume``
     alone continues it."""
-    run = Path(output).with_name(Path(output).name + ".partial") / "run.json" if output else None
+    run = partial_dir(output) / "run.json" if output else None
     if run is None or not run.is_file():
         return given
     started = json.loads(run.read_text())
@@ -370,7 +376,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, pr
     try:
         return _train(cfg, overwrite, resume, progress, log)
     except BaseException:
-        partial = Path(cfg.output).with_name(Path(cfg.output).name + ".partial")
+        partial = partial_dir(cfg.output)
         if os.environ.get("RANK", "0") == "0" and partial.is_dir() and not checkpoints(partial) \
                 and not (partial / CARD).is_file():
             shutil.rmtree(partial, ignore_errors=True)
