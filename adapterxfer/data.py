@@ -223,12 +223,27 @@ def read_json(path: Path):
 def read_table(path: Path):
     """CSV/TSV with a header row; a cell holding a JSON list/object is decoded (nested columns)."""
     with _open(path) as f:
-        reader = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",")
+        rows = _csv_rows(csv.reader(f, delimiter="\t" if path.suffix == ".tsv" else ",", strict=True), path)
+        _, header = next(rows, (1, []))
+        for line, cells in rows:
+            if not cells:
+                continue
+            if len(cells) != len(header):
+                raise UserError(f"{path}:{line}: expected {len(header)} columns ({', '.join(header)}), "
+                                f"got {len(cells)}")
+            yield f"{path}:{line}", {k: _maybe_json(v) for k, v in zip(header, cells)}
+
+
+def _csv_rows(reader, path: Path):
+    """``(first line, row)`` of a csv reader; a quoting error names the line of the row it broke."""
+    start = 1
+    try:
         for row in reader:
-            if None in row or None in row.values():
-                raise UserError(f"{path}:{reader.line_num}: expected {len(reader.fieldnames)} columns "
-                                f"({', '.join(reader.fieldnames)})")
-            yield f"{path}:{reader.line_num}", {k: _maybe_json(v) for k, v in row.items()}
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise UserError(f"{path}:{start}: not valid CSV ({e}): a field that starts with a double quote must "
+                        f"be quoted as CSV writes it, \"...\" with its own quotes doubled") from None
 
 
 def read_parquet(path: Path):
@@ -266,14 +281,19 @@ def _all_or_none(values: list) -> list | None:
 def read_tsv(path: Path, columns, labelled: bool = True):
     """Header-less tab-separated rows named by ``columns`` (XTREME's xnli/ and pawsx/ files, written by
     Python's csv module). An unlabelled file may leave out the last (label) column."""
+    blank = None
     with _open(path) as f:
-        reader = csv.reader(f, delimiter="\t")
-        for cells in reader:
+        for line, cells in _csv_rows(csv.reader(f, delimiter="\t", strict=True), path):
+            if not "".join(cells).strip():  # blank lines may end the file; inside it they would shift rows
+                blank = blank or line
+                continue
+            if blank:
+                raise UserError(f"{path}:{blank}: blank line between rows (only the end of the file may have them)")
             if len(cells) != len(columns) and (labelled or len(cells) != len(columns) - 1):
-                raise UserError(f"{path}:{reader.line_num}: expected {len(columns)} tab-separated columns "
+                raise UserError(f"{path}:{line}: expected {len(columns)} tab-separated columns "
                                 f"({', '.join(columns)}{'' if labelled else '; the last optional'}), "
                                 f"got {len(cells)}")
-            yield f"{path}:{reader.line_num}", dict(zip(columns, cells))
+            yield f"{path}:{line}", dict(zip(columns, cells))
 
 
 def read_squad(path: Path):
@@ -301,21 +321,20 @@ def read_squad(path: Path):
 def read_pairs(path: Path) -> list[tuple[str, str, str]]:
     """``a<TAB>b`` lines as ``(file:line, a, b)``: BUCC's ``id<TAB>sentence`` and gold ``id<TAB>id`` files."""
     pairs = []
-    with _open(path) as f:
-        for i, line in enumerate(f, 1):
-            parts = line.rstrip("\r\n").split("\t")
-            if len(parts) != 2 or not parts[0]:
-                raise UserError(f"{path}:{i}: expected 'id<TAB>text', got {line.rstrip()[:60]!r}")
-            pairs.append((f"{path}:{i}", parts[0], parts[1]))
-    if not pairs:
-        raise UserError(f"{path}: file is empty")
+    for i, line in enumerate(read_lines(path), 1):
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0]:
+            raise UserError(f"{path}:{i}: expected 'id<TAB>text', got {line.rstrip()[:60]!r}")
+        pairs.append((f"{path}:{i}", parts[0], parts[1]))
     return pairs
 
 
 def read_lines(path: Path) -> list[str]:
-    """One sentence a line (Tatoeba)."""
+    """One sentence a line (Tatoeba), without line ends and without the blank lines that end the file."""
     with _open(path) as f:
         lines = [line.rstrip("\r\n") for line in f]
+    while lines and not lines[-1].strip():
+        lines.pop()
     if not lines:
         raise UserError(f"{path}: file is empty")
     return lines
@@ -332,7 +351,7 @@ def _open(path: Path):
             f.read().decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    return open(path, encoding="utf-8", newline="")
+    return open(path, encoding="utf-8-sig", newline="")  # a byte order mark (Windows editors) is not text
 
 
 def _maybe_json(value: str):

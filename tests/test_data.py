@@ -98,6 +98,15 @@ def test_bad_rows_name_file_and_line(tmp_path, content, pattern):
         load_examples(get_task("mnli"), "train", tmp_path)
 
 
+def test_table_quoting_errors_and_short_rows_name_the_line(tmp_path):
+    (tmp_path / "train.csv").write_text('premise,hypothesis,label\na,b,0\n"open,c,1\n' + "d,e,2\n" * 30000)
+    with pytest.raises(UserError, match=r"train\.csv:3: not valid CSV"):
+        load_examples(get_task("mnli"), "train", tmp_path)
+    (tmp_path / "train.csv").write_text("premise,hypothesis,label\na,b,0\n\nc,1\n")
+    with pytest.raises(UserError, match=r"train\.csv:4: expected 3 columns \(premise, hypothesis, label\), got 2"):
+        load_examples(get_task("mnli"), "train", tmp_path)
+
+
 def test_missing_file_names_the_expected_file_and_columns(tmp_path):
     with pytest.raises(UserError, match=r"missing data file .*validation_matched.jsonl.*premise, hypothesis, label"):
         load_examples(get_task("mnli"), "dev", tmp_path)

@@ -107,6 +107,54 @@ def test_missing_languages_are_reported(tmp_path):
     assert available_languages(get_task("bucc2018"), "dev", None)[0] == []  # no Hub copy to mine
 
 
+def _read(spec, split, root, lang):
+    return load_retrieval(spec, split, lang, root) if spec.format == "retrieval" else \
+        load_examples(spec, split, root, lang)
+
+
+# one file of each of XTREME's formats: token<TAB>tag, csv-written TSV, SQuAD JSON, BUCC id<TAB>text, Tatoeba lines
+FILES = [("panx", "dev", "panx/dev-de.tsv"), ("udpos", "test", "udpos/test-de.tsv"), ("xnli", "dev", "xnli/dev-de.tsv"),
+         ("mlqa", "dev", "mlqa/MLQA_V1/dev/dev-context-de-question-de.json"), ("bucc2018", "dev", "bucc2018/de-en.dev.gold"),
+         ("tatoeba", "test", "tatoeba/de-en.de")]
+
+
+@pytest.mark.parametrize("name, split, path", FILES)
+def test_files_saved_with_a_byte_order_mark_read_the_same(tmp_path, name, split, path):
+    root = write_xtreme_layout(tmp_path, languages={"en", "de"})
+    spec = get_task(name)
+    plain = _read(spec, split, root, "de")
+    (root / path).write_text("\ufeff" + (root / path).read_text(encoding="utf-8"), encoding="utf-8")
+    assert _read(spec, split, root, "de") == plain  # not '\ufeffHaus', nor a JSON or gold-pair error
+
+
+@pytest.mark.parametrize("name, split, path", FILES)
+def test_windows_line_ends_and_trailing_blank_lines_read_the_same(tmp_path, name, split, path):
+    root = write_xtreme_layout(tmp_path, languages={"en", "de"})
+    spec = get_task(name)
+    plain = _read(spec, split, root, "de")
+    text = (root / path).read_text(encoding="utf-8").replace("\n", "\r\n") + "\r\n \r\n\r\n"
+    (root / path).write_bytes(text.encode())
+    assert _read(spec, split, root, "de") == plain  # no extra empty sentence, no error on the blank lines
+
+
+def test_a_blank_line_between_rows_is_an_error_not_a_shift(tmp_path):
+    root = write_xtreme_layout(tmp_path, languages={"en", "de"})
+    (root / "xnli/test-de.tsv").write_text("a\tb\n\nc\td\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"xnli/test-de\.tsv:2: blank line between rows"):
+        load_examples(get_task("xnli"), "test", root, "de")
+
+
+@pytest.mark.parametrize("content, line", [
+    ('a\tb\tneutral\n"Yes," she said.\tc\tneutral\n', 2),  # a quote that opens a field, by hand
+    ('a\tb\tneutral\n"never closed\tc\tneutral\n' + "d\te\tneutral\n" * 20000, 2),  # past csv's field limit
+])
+def test_csv_quoting_errors_name_the_row(tmp_path, content, line):
+    root = write_xtreme_layout(tmp_path, languages={"en", "de"})
+    (root / "xnli/dev-de.tsv").write_text(content, encoding="utf-8")
+    with pytest.raises(UserError, match=rf"xnli/dev-de\.tsv:{line}: not valid CSV .*quoted as CSV writes it"):
+        load_examples(get_task("xnli"), "dev", root, "de")
+
+
 def test_unlabelled_tests_only(download, tmp_path):
     assert {e["label"] for e in load_examples(get_task("xnli"), "test", download, "ur")} == {None}
     # a test file that does carry labels keeps them, as XTREME's processors read them
