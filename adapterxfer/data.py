@@ -131,8 +131,10 @@ def _rows(spec: TaskSpec, source: Source, split: str, name: str, data_dir, lang:
     if path.stat().st_size == 0:
         raise UserError(f"{path}: file is empty")
     fmt = source.local_format
-    if fmt in ("tsv", "conll"):
-        return _LOCAL_READERS[fmt](path, source.columns or ("tokens", "tags"), labelled)
+    if fmt == "conll":  # XTREME's files: PAN-X's raw ones prefix each token with its language ("de:Haus")
+        return read_conll(path, source.columns or ("tokens", "tags"), labelled, f"{lang}:" if source.files else None)
+    if fmt == "tsv":
+        return read_tsv(path, source.columns, labelled)
     return read_squad(path) if fmt == "squad" else _TABLE_READERS[path.suffix[1:]](path)
 
 
@@ -253,16 +255,19 @@ def read_parquet(path: Path):
         yield f"{path} row {i}", row
 
 
-def read_conll(path: Path, columns=("tokens", "tags"), labelled: bool = True):
-    """``token<TAB>tag`` lines, a blank line between sentences; yields ``{columns[0]: tokens, columns[1]:
-    tags}`` rows. In an unlabelled file (XTREME's tests: a token a line) tags are None unless all given."""
-    tokens, tags, start = [], [], 1
+def read_conll(path: Path, columns=("tokens", "tags"), labelled: bool = True, prefix: str | None = None):
+    """``token<TAB>tag`` lines, an empty line between sentences, as ``(file:line, {columns[0]: tokens,
+    columns[1]: tags})``. In an unlabelled file (XTREME's tests: a token a line) tags are None unless all given.
+    Only an empty line (or spaces and tabs) ends a sentence: a token may be another space (U+00A0), as in
+    XTREME's reader. ``prefix`` (``"de:"``) is cut from every token when every token of the file has it, as
+    XTREME's ``panx_preprocess`` cuts the language from PAN-X's raw files."""
+    rows, tokens, tags, start = [], [], [], 1
     with _open(path) as f:
         for i, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
-            if not line.strip():
+            if not line.strip(" \t"):
                 if tokens:
-                    yield f"{path}:{start}", {columns[0]: tokens, columns[1]: _all_or_none(tags)}
+                    rows.append((f"{path}:{start}", {columns[0]: tokens, columns[1]: _all_or_none(tags)}))
                 tokens, tags, start = [], [], i + 1
                 continue
             parts = line.split("\t")
@@ -271,7 +276,11 @@ def read_conll(path: Path, columns=("tokens", "tags"), labelled: bool = True):
             tokens.append(parts[0])
             tags.append(parts[-1] if len(parts) > 1 and parts[-1] else None)
     if tokens:
-        yield f"{path}:{start}", {columns[0]: tokens, columns[1]: _all_or_none(tags)}
+        rows.append((f"{path}:{start}", {columns[0]: tokens, columns[1]: _all_or_none(tags)}))
+    if prefix and all(t.startswith(prefix) for _, row in rows for t in row[columns[0]]):
+        for _, row in rows:
+            row[columns[0]] = [t[len(prefix):] for t in row[columns[0]]]
+    return rows
 
 
 def _all_or_none(values: list) -> list | None:
@@ -340,7 +349,6 @@ def read_lines(path: Path) -> list[str]:
     return lines
 
 
-_LOCAL_READERS = {"tsv": read_tsv, "conll": read_conll}
 _TABLE_READERS = {"jsonl": read_jsonl, "json": read_json, "csv": read_table, "tsv": read_table,
                   "parquet": read_parquet}
 

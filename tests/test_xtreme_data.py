@@ -155,6 +155,31 @@ def test_csv_quoting_errors_name_the_row(tmp_path, content, line):
         load_examples(get_task("xnli"), "dev", root, "de")
 
 
+@pytest.mark.parametrize("name, split", [("panx", "dev"), ("panx", "test"), ("udpos", "dev"), ("panx", "train")])
+def test_language_prefixes_of_pan_x_raw_files_are_cut(tmp_path, name, split):
+    """PAN-X's raw files (and UD-POS files made like them) write "de:Haus"; XTREME's panx_preprocess cuts it."""
+    root = write_xtreme_layout(tmp_path, languages={"en", "de"})
+    lang = "en" if split == "train" else "de"
+    spec, path = get_task(name), root / name / f"{split}-{lang}.tsv"
+    plain = load_examples(spec, split, root, lang)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    path.write_text("\n".join(f"{lang}:{line}" if line else line for line in lines), encoding="utf-8")
+    assert load_examples(spec, split, root, lang) == plain
+    # a token that only looks like one, in a file without prefixes, stays as it is
+    first = f"{lang}:Berlin" if split == "test" else f"{lang}:Berlin\t{spec.labels[0]}"
+    path.write_text("\n".join([first] + lines[1:]), encoding="utf-8")
+    assert load_examples(spec, split, root, lang)[0]["tokens"][0] == f"{lang}:Berlin"
+
+
+def test_a_token_of_other_unicode_space_does_not_end_the_sentence(tmp_path):
+    root = write_xtreme_layout(tmp_path, languages={"en", "de"})
+    (root / "udpos/test-de.tsv").write_text("Haus\n\u00a0\nWasser\n\nBuch\n", encoding="utf-8")
+    assert [e["tokens"] for e in load_examples(get_task("udpos"), "test", root, "de")] == [
+        ["Haus", "\u00a0", "Wasser"], ["Buch"]]  # as XTREME's reader: two sentences, as in its label file
+    (root / "udpos/test-de.tsv").write_text("Haus\n \t\nBuch\n", encoding="utf-8")  # spaces, tabs: a blank line
+    assert len(load_examples(get_task("udpos"), "test", root, "de")) == 2
+
+
 def test_unlabelled_tests_only(download, tmp_path):
     assert {e["label"] for e in load_examples(get_task("xnli"), "test", download, "ur")} == {None}
     # a test file that does carry labels keeps them, as XTREME's processors read them
