@@ -278,10 +278,10 @@ def _tag(examples, tokenizer, max_length, backend, head, labels, batch_size, dev
                                 max_length=max_length)
                 encodings.append((enc["input_ids"][0], enc.word_ids(0), stop - start))
         for ids, word_ids, n_words in encodings:
-            firsts, previous = [], None
+            firsts, previous = {}, None  # word -> position of its first sub-word
             for pos, word in enumerate(word_ids):
                 if word is not None and word != previous:
-                    firsts.append(pos)
+                    firsts[word] = pos
                 previous = word
             feats.append({"input_ids": ids})
             owners.append((n, firsts, n_words))
@@ -289,8 +289,8 @@ def _tag(examples, tokenizer, max_length, backend, head, labels, batch_size, dev
     tags: list[list[str]] = [[] for _ in examples]
     for (n, firsts, n_words), logits in zip(owners, outputs):
         best = logits.argmax(-1).tolist()
-        words = [labels[best[p]] for p in firsts]
-        tags[n] += words + [labels[0]] * (n_words - len(words))  # a word with no sub-word left: the first tag
+        # a word without sub-words (a space, a character the tokenizer drops) gets the first tag, in its place
+        tags[n] += [labels[best[firsts[w]]] if w in firsts else labels[0] for w in range(n_words)]
     return tags
 
 

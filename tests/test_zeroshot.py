@@ -240,3 +240,42 @@ def test_long_sentences_are_cut_into_windows_at_word_boundaries():
     assert _word_windows(word_ids, 4, 5) == [(0, 2), (2, 4)]
     assert _word_windows(word_ids, 4, 100) == [(0, 4)]
     assert _word_windows(word_ids, 4, 1) == [(0, 1), (1, 2), (2, 3), (3, 4)]  # a word never splits
+
+
+class CharTokenizer:
+    """Stands in for a fast tokenizer: each character a sub-word (id = its label's index, else 0), so a word
+    of spaces has none; <s> and </s> around a sentence, truncated to ``max_length``."""
+
+    pad_token_id = 1
+
+    def __init__(self, labels):
+        self.labels = labels
+
+    def num_special_tokens_to_add(self, pair=False):
+        return 2
+
+    def __call__(self, sentences, is_split_into_words=True, truncation=False, max_length=None):
+        ids, words = [], []
+        for sentence in sentences:
+            chars = [(c, w) for w, word in enumerate(sentence) for c in word if not c.isspace()]
+            chars = chars[:max_length - 2] if truncation else chars
+            ids.append([0] + [self.labels.index(c) if c in self.labels else 0 for c, _ in chars] + [0])
+            words.append([None] + [w for _, w in chars] + [None])
+        enc = {"input_ids": ids}
+        return type("Encoding", (dict,), {"word_ids": lambda self, i: words[i]})(enc)
+
+
+@pytest.mark.parametrize("max_length", [64, 6])  # one window per sentence; windows of 4 sub-words
+def test_tagging_predictions_stay_on_their_words_when_a_word_has_no_sub_word(monkeypatch, max_length):
+    """The model here tags each sub-word with its own character, so each word's tag is its first letter."""
+    import torch
+
+    from adapterxfer import zeroshot
+
+    labels = ["O", "a", "b", "c", "d", "e"]
+    monkeypatch.setattr(zeroshot, "predict", lambda backend, head, feats, *a: [
+        torch.nn.functional.one_hot(torch.tensor(f["input_ids"]), len(labels)).float() for f in feats])
+    words = ["ab", " ", "c", "\u00a0", "dd", "e"]
+    tags = zeroshot._tag([{"tokens": words, "tags": None}], CharTokenizer(labels), max_length, None, "panx", labels,
+                         8, "cpu", None)
+    assert tags == [["a", "O", "c", "O", "d", "e"]]  # the words without sub-words get the first tag, in place
