@@ -14,6 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from .errors import UserError
 from .features import segments
 
 CLS = 0  # index of <s>: the target and the score of "no answer"
@@ -22,11 +23,18 @@ CLS = 0  # index of <s>: the target and the score of "no answer"
 def _windows(examples: list[dict], tokenizer, max_length: int, doc_stride: int, max_query_length: int):
     """Tokenise question/context pairs into overlapping windows over the context."""
     questions = [e["question"].lstrip() for e in examples]  # some SQuAD questions start with spaces
-    # A question longer than max_query_length tokens is cut (as XTREME does), so it can never fill
-    # the window by itself, which the tokenizer rejects.
-    enc = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
-    questions = [q if len(offsets) <= max_query_length else q[:offsets[max_query_length - 1][1]]
-                 for q, offsets in zip(questions, enc["offset_mapping"])]
+    # A question longer than max_query_length tokens is cut (as XTREME does), and shorter where the window
+    # would otherwise leave the context no more than doc_stride tokens, which the tokenizer rejects (a panic).
+    limit = min(max_query_length, max_length - tokenizer.num_special_tokens_to_add(pair=True) - doc_stride - 1)
+    if limit < 1:
+        raise UserError(f"QA windows of {max_length} tokens (--max-length) overlapping by {doc_stride} (--doc-stride) "
+                        f"leave no room for the question: use a smaller --doc-stride or a larger --max-length")
+    todo = range(len(questions))
+    while todo:  # a cut question may tokenise into more tokens than it had: cut again, shorter each round
+        enc = tokenizer([questions[i] for i in todo], add_special_tokens=False, return_offsets_mapping=True)
+        todo = [i for i, offsets in zip(todo, enc["offset_mapping"]) if len(offsets) > limit]
+        for i, offsets in zip(todo, (o for o in enc["offset_mapping"] if len(o) > limit)):
+            questions[i] = questions[i][:min(offsets[limit - 1][1], len(questions[i]) - 1)]
     return tokenizer(questions, [e["context"] for e in examples], truncation="only_second",
                      max_length=max_length, stride=doc_stride, return_overflowing_tokens=True,
                      return_offsets_mapping=True)
@@ -50,9 +58,10 @@ def prepare_train_features(examples: list[dict], tokenizer, max_length: int = 38
             context = [t for t, s in enumerate(enc.sequence_ids(i)) if s == 1]
             if offsets[context[0]][0] <= first_char and offsets[context[-1]][1] >= end_char:
                 # Context offsets increase, so these are the tokens holding the answer's first and
-                # last characters (a SentencePiece token's span may include its leading space).
+                # last characters (a SentencePiece token's span may include its leading space; a lone
+                # "▁" token shares the span of the character after it, so the end is sought from the start).
                 start = max(t for t in context if offsets[t][0] <= first_char)
-                end = min(t for t in context if offsets[t][1] >= end_char)
+                end = min(t for t in context if t >= start and offsets[t][1] >= end_char)
         feats.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
                       "start_positions": start, "end_positions": end, **segments(enc, i)})
     return feats

@@ -3,6 +3,7 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import XLMRobertaTokenizerFast
 
+from adapterxfer.errors import UserError
 from adapterxfer.qa import postprocess, prepare_eval_features, prepare_train_features
 
 ANSWER = "Captain Marlowe"
@@ -203,3 +204,29 @@ def test_postprocess_example_without_features_and_length_mismatch(tok):
     assert postprocess(exs + [missing], feats, starts, ends)["nothing"] == ""
     with pytest.raises(ValueError):
         postprocess(exs, feats, starts[:-1], ends)
+
+
+def test_one_character_answer_after_a_lone_metaspace_token(tok):
+    """With XLM-R's pre-tokenizer (split on whitespace, then Metaspace), '▁' alone (before a character the
+    vocabulary lacks) shares that character's offsets; the target must still start and end on the answer,
+    not end before it starts."""
+    backend = Tokenizer.from_str(tok.backend_tokenizer.to_str())
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace()])
+    tok = XLMRobertaTokenizerFast(tokenizer_object=backend)
+    ex = example("The capital of France is 水 indeed", "水")
+    [feat] = prepare_train_features([ex], tok, max_length=64, doc_stride=16)
+    [evf] = prepare_eval_features([ex], tok, max_length=64, doc_stride=16)
+    s, e = feat["start_positions"], feat["end_positions"]
+    assert tok.convert_ids_to_tokens(feat["input_ids"][s - 1]) == "▁"  # the case: a lone '▁' before it
+    assert 0 < s <= e and span_text(ex["context"], evf["offset_mapping"], s, e) == "水"
+
+
+def test_long_question_is_cut_to_leave_the_context_more_than_the_stride(tok):
+    question = "Who " + "really " * 40 + "buried the treasure?"
+    ex = example(LONG_CONTEXT, ANSWER, question=question)
+    for prepare in (prepare_train_features, prepare_eval_features):
+        feats = prepare([ex], tok, max_length=48, doc_stride=24)  # the tokenizer panics on a question this long
+        assert len(feats) > 1 and all(len(context_ids(tok, f)) > 24 for f in feats[:-1])
+    assert any(f["start_positions"] > 0 for f in prepare_train_features([ex], tok, max_length=48, doc_stride=24))
+    with pytest.raises(UserError, match=r"windows of 16 tokens \(--max-length\) overlapping by 12 \(--doc-stride\)"):
+        prepare_eval_features([ex], tok, max_length=16, doc_stride=12)
