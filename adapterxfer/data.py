@@ -460,6 +460,9 @@ def normalise(spec: TaskSpec, source: Source, row: dict, where: str, labelled: b
         for text, start in zip(answers["text"], answers["answer_start"]):
             if not isinstance(start, int) or not 0 <= start <= len(context) - len(text):
                 raise UserError(f"{where}: answer_start {start!r} of {text!r} lies outside the context")
+            if context[start:start + len(text)] != text:  # else the span trained on is another text
+                raise UserError(f"{where}: answer {text!r} is not at answer_start {start}, where the context has "
+                                f"{context[start:start + len(text)]!r} (offsets count characters, not bytes)")
         ex["answers"] = {"text": list(answers["text"]), "answer_start": list(answers["answer_start"])}
         return ex
 

@@ -1,5 +1,7 @@
 """XTREME's nine target tasks: every language reads back from XTREME's download/ layout (a small fixture in
 the real paths and formats), from Hub-shaped rows, and every bad input is one clear error."""
+import json
+
 import pytest
 from xtreme_fixtures import (N_BUCC, N_BUCC_GOLD, N_DEV, N_TATOEBA, N_TEST, N_TRAIN, UDPOS_WITHOUT_DEV,
                              write_xtreme_layout)
@@ -178,6 +180,26 @@ def test_a_token_of_other_unicode_space_does_not_end_the_sentence(tmp_path):
         ["Haus", "\u00a0", "Wasser"], ["Buch"]]  # as XTREME's reader: two sentences, as in its label file
     (root / "udpos/test-de.tsv").write_text("Haus\n \t\nBuch\n", encoding="utf-8")  # spaces, tabs: a blank line
     assert len(load_examples(get_task("udpos"), "test", root, "de")) == 2
+
+
+def _squad_file(path, context, answer, start):
+    path.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": [
+        {"id": "q1", "question": "?", "answers": [{"text": answer, "answer_start": start}]}]}]}]}), encoding="utf-8")
+
+
+@pytest.mark.parametrize("context, answer", [
+    ("บ้าน 😀 น้ำ หนังสือ ดี", "หนังสือ"), ("🏠👨‍👩‍👧 房子 水 书 在桌子上", "水"), ("بيت 😀 ماء كتاب", "ماء"), ("家 🎉 the house is", "house")])
+def test_squad_answer_offsets_count_code_points(tmp_path, context, answer):
+    root = write_xtreme_layout(tmp_path, languages={"en", "de"})
+    path = root / "mlqa/MLQA_V1/dev/dev-context-de-question-de.json"
+    _squad_file(path, context, answer, context.index(answer))  # JSON escapes the emoji as surrogate pairs
+    [ex] = load_examples(get_task("mlqa"), "dev", root, "de")
+    assert ex["context"][ex["answers"]["answer_start"][0]:][:len(answer)] == answer
+    utf16 = len(context[:context.index(answer)].encode("utf-16-le")) // 2  # as JavaScript counts: emoji are 2
+    _squad_file(path, context, answer, utf16)
+    with pytest.raises(UserError, match=rf"dev-context-de-question-de\.json: data\[0\].paragraphs\[0\].qas\[0\] "
+                                        rf"\(id q1\): answer '{answer}' is not at answer_start {utf16}, where"):
+        load_examples(get_task("mlqa"), "dev", root, "de")
 
 
 def test_unlabelled_tests_only(download, tmp_path):
