@@ -32,7 +32,7 @@ from .tasks import Benchmark, get_benchmark
 def _read_text(path: Path) -> str:
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte order mark (Windows editors) is not text
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
     if not text.strip():

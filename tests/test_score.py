@@ -156,6 +156,14 @@ def test_crlf_files_read_like_xtreme(tmp_path):
     assert score_folder(preds, labels)["xnli"]["en"] == {"accuracy": 50.0}  # a right, b wrong
 
 
+def test_files_saved_with_a_byte_order_mark_score_the_same(folders):
+    plain = score_folder(*folders)
+    for folder in folders:
+        for path in folder.rglob("test-*"):
+            path.write_text("\ufeff" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    assert score_folder(*folders) == plain  # not a wrong first label, nor a JSON error
+
+
 # --- bad input: one UserError line each ----------------------------------------------------------
 
 def one_line_error(match, *args, **kwargs):
