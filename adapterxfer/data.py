@@ -38,7 +38,9 @@ def load_examples(spec: TaskSpec, split: str, data_dir: str | Path | None = None
                 if ex is not None:
                     examples.append(ex)
     if not examples:
-        raise UserError(f"task '{spec.name}': the '{split}' split has no usable examples")
+        read = [_find_local(s, split, n, data_dir, lang) for s in _sources(spec, split) for n in s.splits[split]]
+        where = f" (read: {', '.join(map(str, read))})" if data_dir else ""
+        raise UserError(f"task '{spec.name}': the '{split}' split of '{lang}' has no usable examples{where}")
     return examples
 
 

@@ -116,8 +116,8 @@ def _read(spec, split, root, lang):
 
 # one file of each of XTREME's formats: token<TAB>tag, csv-written TSV, SQuAD JSON, BUCC id<TAB>text, Tatoeba lines
 FILES = [("panx", "dev", "panx/dev-de.tsv"), ("udpos", "test", "udpos/test-de.tsv"), ("xnli", "dev", "xnli/dev-de.tsv"),
-         ("mlqa", "dev", "mlqa/MLQA_V1/dev/dev-context-de-question-de.json"), ("bucc2018", "dev", "bucc2018/de-en.dev.gold"),
-         ("tatoeba", "test", "tatoeba/de-en.de")]
+         ("mlqa", "dev", "mlqa/MLQA_V1/dev/dev-context-de-question-de.json"),
+         ("bucc2018", "dev", "bucc2018/de-en.dev.gold"), ("tatoeba", "test", "tatoeba/de-en.de")]
 
 
 @pytest.mark.parametrize("name, split, path", FILES)
@@ -235,6 +235,8 @@ def test_english_only_and_absent_splits(download):
     ("panx/dev-de.tsv", "Haus\tB-LOC\n\nBuch\tB-XYZ\n", ("panx", "dev"),
      r"panx/dev-de\.tsv:3: tag 'B-XYZ' is not in the label set of panx"),
     ("udpos/test-de.tsv", "", ("udpos", "test"), r"udpos/test-de\.tsv: file is empty"),
+    ("udpos/test-de.tsv", "\ufeff\n\n", ("udpos", "test"),
+     r"udpos': the 'test' split of 'de' has no usable examples \(read: .*udpos/test-de\.tsv\)"),
     ("udpos/dev-de.tsv", b"Caf\xe9\tNOUN\n", ("udpos", "dev"), r"udpos/dev-de\.tsv: not UTF-8"),
     ("mlqa/MLQA_V1/dev/dev-context-de-question-de.json", '{"data": [\n}', ("mlqa", "dev"),
      r"dev-context-de-question-de\.json:2: not valid JSON"),
