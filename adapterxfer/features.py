@@ -36,17 +36,12 @@ def tokenize(fmt: str, examples: list[dict], tokenizer, max_length: int, *, labe
             feats.append({"input_ids": enc["input_ids"], "labels": e["label"],
                           **({"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {})})
         return feats
-    if fmt == "tagging":
-        enc = tokenizer([e["tokens"] for e in examples], is_split_into_words=True, truncation=True,
-                        max_length=max_length)
+    if fmt == "tagging":  # every word labelled: long sentences become several windows, none is cut short
         feats = []
-        for i, e in enumerate(examples):
-            labels, previous = [], None
-            for word in enc.word_ids(i):
-                first = word is not None and word != previous
-                labels.append(label2id[e["tags"][word]] if first else IGNORE)
-                previous = word
-            feats.append({"input_ids": enc["input_ids"][i], "labels": labels})
+        for n, start, ids, words in word_windows([e["tokens"] for e in examples], tokenizer, max_length):
+            tags = examples[n]["tags"]
+            feats.append({"input_ids": ids, "labels": [label2id[tags[start + w]] if w is not None else IGNORE
+                                                       for w in first_sub_words(words)]})
         return feats
     if fmt == "span_qa":
         from . import qa
@@ -55,6 +50,48 @@ def tokenize(fmt: str, examples: list[dict], tokenizer, max_length: int, *, labe
             return qa.prepare_train_features(examples, tokenizer, max_length=max_length, doc_stride=doc_stride)
         return qa.prepare_eval_features(examples, tokenizer, max_length=max_length, doc_stride=doc_stride)
     raise ValueError(f"unknown format {fmt}")
+
+
+def word_windows(sentences: list[list[str]], tokenizer, max_length: int) -> list[tuple[int, int, list, list]]:
+    """``(sentence, first word, input_ids, word_ids)`` per window of pre-split ``sentences``: a sentence whole,
+    or, longer than ``max_length`` tokens, consecutive windows of whole words (as XTREME's preprocessing
+    splits them); ``word_ids`` count from the window's first word."""
+    whole = tokenizer(sentences, is_split_into_words=True)  # one call for all
+    budget = max_length - tokenizer.num_special_tokens_to_add()
+    windows = []
+    for n, words in enumerate(sentences):
+        if len(whole["input_ids"][n]) <= max_length:
+            windows.append((n, 0, whole["input_ids"][n], whole.word_ids(n)))
+            continue
+        for start, stop in _word_ranges(whole.word_ids(n), len(words), budget):
+            enc = tokenizer([words[start:stop]], is_split_into_words=True, truncation=True, max_length=max_length)
+            windows.append((n, start, enc["input_ids"][0], enc.word_ids(0)))
+    return windows
+
+
+def _word_ranges(word_ids: list, n_words: int, budget: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` word ranges whose sub-words fit ``budget``, from the sentence's ``word_ids``."""
+    sizes = [0] * n_words
+    for word in word_ids:
+        if word is not None:
+            sizes[word] += 1
+    ranges, start, used = [], 0, 0
+    for w, size in enumerate(sizes):
+        size = max(1, size)
+        if w > start and used + size > budget:
+            ranges.append((start, w))
+            start, used = w, 0
+        used += size
+    return ranges + [(start, n_words)]
+
+
+def first_sub_words(word_ids: list) -> list:
+    """Per position, its word where it is the word's first sub-word, else None."""
+    previous, firsts = None, []
+    for word in word_ids:
+        firsts.append(word if word is not None and word != previous else None)
+        previous = word
+    return firsts
 
 
 def segments(enc, i: int) -> dict:
@@ -77,7 +114,7 @@ def cached_tokenize(cache_dir: str | Path | None, key: dict, fmt: str, examples:
     datasets.disable_progress_bars()
     ident = sha256_json({**key, "fmt": fmt, "n": len(examples), "max_length": max_length,
                          "tokenizer": tokenizer_fingerprint(tokenizer), "version": __version__, "segments": 1,
-                         "examples": _examples_digest(examples),
+                         "windows": 1, "examples": _examples_digest(examples),
                          **kw})[:20]
     path = Path(cache_dir) / f"{key.get('task', 'task')}-{key.get('split', '')}-{ident}"
     if (path / "dataset_info.json").is_file():

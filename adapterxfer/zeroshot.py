@@ -23,7 +23,7 @@ from . import basemodel, modules, perturb, retrieval
 from .data import available_languages, load_examples, load_retrieval
 from .errors import UserError
 from .evaluation import inference_autocast, predict
-from .features import cached_tokenize, collate, sorted_batches, tokenize
+from .features import cached_tokenize, collate, first_sub_words, sorted_batches, tokenize, word_windows
 from .fileio import write_json, write_text
 from .score import TASKS as SCORED, Scores, markdown_scores, score_folder
 from .tasks import TaskSpec, get_benchmark, get_task
@@ -265,49 +265,18 @@ def _model_runner(spec, split, data_dir, model, backend, batch_size, max_length,
 
 def _tag(examples, tokenizer, max_length, backend, head, labels, batch_size, device, autocast) -> list[list[str]]:
     """Word-level tags from the first sub-word of each word; sentences too long for one window are
-    cut into consecutive windows, so every word gets a tag (as XTREME's preprocessing splits them)."""
-    feats, owners = [], []
-    whole = tokenizer([e["tokens"] for e in examples], is_split_into_words=True)  # one call for all
-    for n, e in enumerate(examples):
-        encodings = [(whole["input_ids"][n], whole.word_ids(n), len(e["tokens"]))]
-        if len(encodings[0][0]) > max_length:
-            encodings = []
-            for start, stop in _word_windows(whole.word_ids(n), len(e["tokens"]),
-                                             max_length - tokenizer.num_special_tokens_to_add()):
-                enc = tokenizer([e["tokens"][start:stop]], is_split_into_words=True, truncation=True,
-                                max_length=max_length)
-                encodings.append((enc["input_ids"][0], enc.word_ids(0), stop - start))
-        for ids, word_ids, n_words in encodings:
-            firsts, previous = {}, None  # word -> position of its first sub-word
-            for pos, word in enumerate(word_ids):
-                if word is not None and word != previous:
-                    firsts[word] = pos
-                previous = word
-            feats.append({"input_ids": ids})
-            owners.append((n, firsts, n_words))
-    outputs = predict(backend, head, feats, batch_size, tokenizer.pad_token_id, device, autocast)
-    tags: list[list[str]] = [[] for _ in examples]
-    for (n, firsts, n_words), logits in zip(owners, outputs):
+    cut into consecutive windows, so every word gets a tag (as XTREME's preprocessing splits them). A word
+    without a sub-word (a space, a character the tokenizer drops) gets the first tag, in its place."""
+    windows = word_windows([e["tokens"] for e in examples], tokenizer, max_length)
+    outputs = predict(backend, head, [{"input_ids": ids} for _, _, ids, _ in windows], batch_size,
+                      tokenizer.pad_token_id, device, autocast)
+    tags = [[labels[0]] * len(e["tokens"]) for e in examples]
+    for (n, start, _, word_ids), logits in zip(windows, outputs):
         best = logits.argmax(-1).tolist()
-        # a word without sub-words (a space, a character the tokenizer drops) gets the first tag, in its place
-        tags[n] += [labels[best[firsts[w]]] if w in firsts else labels[0] for w in range(n_words)]
+        for pos, word in enumerate(first_sub_words(word_ids)):
+            if word is not None:
+                tags[n][start + word] = labels[best[pos]]
     return tags
-
-
-def _word_windows(word_ids: list, n_words: int, budget: int) -> list[tuple[int, int]]:
-    """``(start, stop)`` word ranges whose sub-words fit ``budget``, from the sentence's ``word_ids``."""
-    sizes = [0] * n_words
-    for word in word_ids:
-        if word is not None:
-            sizes[word] += 1
-    windows, start, used = [], 0, 0
-    for w, size in enumerate(sizes):
-        size = max(1, size)
-        if w > start and used + size > budget:
-            windows.append((start, w))
-            start, used = w, 0
-        used += size
-    return windows + [(start, n_words)]
 
 
 # ---------------------------------------------------------------- retrieval

@@ -3,8 +3,8 @@ import random
 
 import torch
 
-from adapterxfer.features import (IGNORE, cached_tokenize, collate, length_grouped_batches, sorted_batches,
-                                  tokenize)
+from adapterxfer.features import (IGNORE, _word_ranges, cached_tokenize, collate, length_grouped_batches,
+                                  sorted_batches, tokenize)
 
 
 def test_length_grouped_batches_cover_everything_once_with_little_padding():
@@ -54,6 +54,9 @@ class SplitTokenizer:
         def word_ids(self, i):
             return self._words[i]
 
+    def num_special_tokens_to_add(self, pair=False):
+        return 2
+
     def __call__(self, words_batch, is_split_into_words=True, truncation=True, max_length=512):
         ids, words = [], []
         for sent in words_batch:
@@ -71,6 +74,24 @@ def test_tagging_labels_only_the_first_sub_word():
                      label2id={"X": 0, "Y": 1})
     # <s> a b c </s>: 'a' starts word 0 (X), 'b' continues it, 'c' starts word 1 (Y)
     assert feats[0]["labels"] == [IGNORE, 0, IGNORE, 1, IGNORE]
+
+
+def test_long_sentences_are_cut_into_windows_at_word_boundaries():
+    # four words of 2, 3, 1 and 4 sub-words between <s> and </s>, 5 sub-words to a window
+    word_ids = [None, 0, 0, 1, 1, 1, 2, 3, 3, 3, 3, None]
+    assert _word_ranges(word_ids, 4, 5) == [(0, 2), (2, 4)]
+    assert _word_ranges(word_ids, 4, 100) == [(0, 4)]
+    assert _word_ranges(word_ids, 4, 1) == [(0, 1), (1, 2), (2, 3), (3, 4)]  # a word never splits
+
+
+def test_long_sentences_train_and_score_on_every_word():
+    """A sentence longer than max_length becomes windows of whole words: no tag is cut off (XTREME splits
+    such sentences too), and each word is labelled once, on its first sub-word."""
+    words = ["abc", "de", "f", "ghij", "k", "lm", "nop", "q"]
+    tags = ["X", "Y", "X", "Y", "Y", "X", "Y", "X"]
+    feats = tokenize("tagging", [{"tokens": words, "tags": tags}], SplitTokenizer(), 8, label2id={"X": 0, "Y": 1})
+    assert len(feats) > 1 and all(len(f["input_ids"]) <= 8 for f in feats)
+    assert [label for f in feats for label in f["labels"] if label != IGNORE] == [{"X": 0, "Y": 1}[t] for t in tags]
 
 
 def test_cache_reuses_and_keys_on_content(tmp_path, monkeypatch):

@@ -232,16 +232,6 @@ def test_evaluate_with_perturbations_reports_clean_perturbed_and_drop(tmp_path, 
     assert sorted(p.name for p in (tmp_path / "a" / "predictions" / "panx").iterdir()) == ["test-en.tsv"]
 
 
-def test_long_sentences_are_cut_into_windows_at_word_boundaries():
-    from adapterxfer.zeroshot import _word_windows
-
-    # four words of 2, 3, 1 and 4 sub-words between <s> and </s>, 5 sub-words to a window
-    word_ids = [None, 0, 0, 1, 1, 1, 2, 3, 3, 3, 3, None]
-    assert _word_windows(word_ids, 4, 5) == [(0, 2), (2, 4)]
-    assert _word_windows(word_ids, 4, 100) == [(0, 4)]
-    assert _word_windows(word_ids, 4, 1) == [(0, 1), (1, 2), (2, 3), (3, 4)]  # a word never splits
-
-
 class CharTokenizer:
     """Stands in for a fast tokenizer: each character a sub-word (id = its label's index, else 0), so a word
     of spaces has none; <s> and </s> around a sentence, truncated to ``max_length``."""
@@ -279,3 +269,4 @@ def test_tagging_predictions_stay_on_their_words_when_a_word_has_no_sub_word(mon
     tags = zeroshot._tag([{"tokens": words, "tags": None}], CharTokenizer(labels), max_length, None, "panx", labels,
                          8, "cpu", None)
     assert tags == [["a", "O", "c", "O", "d", "e"]]  # the words without sub-words get the first tag, in place
+
