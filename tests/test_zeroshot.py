@@ -1,5 +1,6 @@
 """Target training on stacked / fused modules and zero-shot evaluation on every XTREME language."""
 import json
+import re
 import shutil
 
 import pytest
@@ -270,3 +271,13 @@ def test_tagging_predictions_stay_on_their_words_when_a_word_has_no_sub_word(mon
                          8, "cpu", None)
     assert tags == [["a", "O", "c", "O", "d", "e"]]  # the words without sub-words get the first tag, in place
 
+
+def test_a_data_dir_without_the_tasks_files_says_which_files_it_needs(tmp_path):
+    from adapterxfer.zeroshot import _languages
+
+    root = write_xtreme_layout(tmp_path / "download", languages={"en", "de"})
+    for name, split, expected in (("panx", "dev", "panx/dev-{lang}.tsv"), ("xquad", "test", "xquad/xquad.{lang}.json"),
+                                  ("bucc2018", "test", "bucc2018/{lang}-en.test.{side}")):
+        with pytest.raises(UserError, match=rf"no {name} {split} data for any requested language under .*/panx; "
+                                            rf"expected .*/panx/{re.escape(expected)} \(--data-dir is the download/"):
+            _languages(TASKS[name], None, split, str(root / "panx"), print, "xtreme")  # one folder too deep
