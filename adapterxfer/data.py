@@ -443,9 +443,10 @@ def normalise(spec: TaskSpec, source: Source, row: dict, where: str, labelled: b
             return {"tokens": [str(t) for t in tokens], "tags": None}
         if spec.labels is not None:
             tags = [spec.labels[t] if isinstance(t, int) and 0 <= t < len(spec.labels) else t for t in tags]
-            for tag in tags:
-                if tag not in spec.labels:
-                    raise UserError(f"{where}: tag '{tag}' is not in the label set of {spec.name}")
+            for i, tag in enumerate(tags):
+                if tag not in spec.labels:  # ``where`` is the sentence's first line: name the word too
+                    raise UserError(f"{where}: word {i + 1} ({tokens[i]!r}): tag {tag!r} is not in the label set of "
+                                    f"{spec.name} ({', '.join(spec.labels)})")
         return {"tokens": [str(t) for t in tokens], "tags": [str(t) for t in tags]}
 
     if spec.format == "span_qa":

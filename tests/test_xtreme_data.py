@@ -233,7 +233,9 @@ def test_english_only_and_absent_splits(download):
      r"xnli/dev-de\.tsv:2: label 'maybe' is outside the label set of xnli"),
     ("pawsx/dev-de.tsv", "a\tb\t1\tx\n", ("pawsx", "dev"), r"pawsx/dev-de\.tsv:1: expected 3 tab-separated"),
     ("panx/dev-de.tsv", "Haus\tB-LOC\n\nBuch\tB-XYZ\n", ("panx", "dev"),
-     r"panx/dev-de\.tsv:3: tag 'B-XYZ' is not in the label set of panx"),
+     r"panx/dev-de\.tsv:3: word 1 \('Buch'\): tag 'B-XYZ' is not in the label set of panx \(O, B-PER, I-PER"),
+    ("panx/dev-de.tsv", "Haus\tB-LOC\nam\tO\nSee\tB-LOC \n", ("panx", "dev"),  # a space typed after the tag
+     r"panx/dev-de\.tsv:1: word 3 \('See'\): tag 'B-LOC ' is not in the label set"),
     ("udpos/test-de.tsv", "", ("udpos", "test"), r"udpos/test-de\.tsv: file is empty"),
     ("udpos/test-de.tsv", "\ufeff\n\n", ("udpos", "test"),
      r"udpos': the 'test' split of 'de' has no usable examples \(read: .*udpos/test-de\.tsv\)"),
