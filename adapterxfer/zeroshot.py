@@ -321,7 +321,7 @@ def _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer):
         threshold = _bucc_threshold(spec, lang, data_dir, embed) if split != "dev" else None
         candidates = retrieval.mine_candidates(src, tgt)
         if threshold is None:
-            threshold = retrieval.tune_threshold(candidates, _index_pairs(data))
+            threshold = retrieval.tune_threshold(candidates, _index_pairs(data, spec, lang, data_dir))
         pairs = sorted(retrieval.mine_pairs(candidates, threshold))
         preds = _lines(f"{data['source_ids'][i]}\t{data['target_ids'][j]}" for i, j in pairs)
         gold = None if data["gold"] is None else _lines(f"{s}\t{t}" for s, t in data["gold"])
@@ -330,9 +330,11 @@ def _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer):
     return run
 
 
-def _index_pairs(data) -> set[tuple[int, int]]:
+def _index_pairs(data, spec, lang, data_dir) -> set[tuple[int, int]]:
     if not data["gold"]:
-        raise UserError("BUCC threshold tuning needs the dev ('sample') gold pairs")
+        gold = Path(data_dir) / spec.sources[0].files["dev"].format(lang=lang, side="gold")
+        raise UserError(f"BUCC threshold tuning needs the dev ('sample') gold pairs: {gold} is missing "
+                        f"(XTREME's download_bucc18 writes it)")
     src = {i: n for n, i in enumerate(data["source_ids"])}
     tgt = {i: n for n, i in enumerate(data["target_ids"])}
     return {(src[s], tgt[t]) for s, t in data["gold"]}
@@ -342,7 +344,7 @@ def _bucc_threshold(spec, lang, data_dir, embed) -> float:
     """The margin threshold tuned on the dev ('sample') split of ``lang``, as XTREME applies it to test."""
     dev = load_retrieval(spec, "dev", lang, data_dir)
     candidates = retrieval.mine_candidates(embed(dev["source"]), embed(dev["target"]))
-    return retrieval.tune_threshold(candidates, _index_pairs(dev))
+    return retrieval.tune_threshold(candidates, _index_pairs(dev, spec, lang, data_dir))
 
 
 # ---------------------------------------------------------------- file formats
