@@ -205,9 +205,9 @@ def _languages(spec, languages, split, data_dir, log, benchmark) -> list[str]:
     langs = [l for l in wanted if l in present]
     if not langs:
         files = [s.files[split] for s in spec.sources if split in s.files]
-        hint = (f"; expected {Path(data_dir) / files[-1]} (--data-dir is the download/ folder of XTREME's "
-                f"scripts/download_data.sh)") if data_dir and files else ""
-        raise UserError(f"no {spec.name} {split} data for any requested language under {data_dir or 'the hub'}{hint}")
+        hint = f"expected {Path(data_dir) / files[-1]}; --data-dir is" if data_dir else "pass --data-dir,"
+        raise UserError(f"no {spec.name} {split} data for any requested language under {data_dir or 'the hub'}; "
+                        f"{hint} the download/ folder of XTREME's scripts/download_data.sh")
     return langs
 
 

@@ -279,8 +279,10 @@ def test_a_data_dir_without_the_tasks_files_says_which_files_it_needs(tmp_path):
     for name, split, expected in (("panx", "dev", "panx/dev-{lang}.tsv"), ("xquad", "test", "xquad/xquad.{lang}.json"),
                                   ("bucc2018", "test", "bucc2018/{lang}-en.test.{side}")):
         with pytest.raises(UserError, match=rf"no {name} {split} data for any requested language under .*/panx; "
-                                            rf"expected .*/panx/{re.escape(expected)} \(--data-dir is the download/"):
+                                            rf"expected .*/panx/{re.escape(expected)}; --data-dir is the download/"):
             _languages(TASKS[name], None, split, str(root / "panx"), print, "xtreme")  # one folder too deep
+    with pytest.raises(UserError, match=r"no bucc2018 dev data .* under the hub; pass --data-dir, the download/"):
+        _languages(TASKS["bucc2018"], None, "dev", None, print, "xtreme")  # BUCC has no copy on the Hub
 
 
 def test_bucc_without_its_dev_gold_file_names_it(tmp_path):
