@@ -29,20 +29,23 @@ from .tasks import Benchmark, get_benchmark
 # --- readers: one per file format, each raising UserError naming the file (and line) ------------
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, allow_empty: bool = False) -> str:
+    """The file's text with universal newlines; a blank file is an error unless ``allow_empty`` ("" then)."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
     if not text.strip():
+        if allow_empty:
+            return ""
         raise UserError(f"{path}: file is empty")
     return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as XTREME's open()
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_lines(path: Path, allow_empty: bool = False) -> list[str]:
     """XTREME's ``read_label``: every line, stripped (a blank line is an example too)."""
-    lines = _read_text(path).split("\n")
+    lines = _read_text(path, allow_empty).split("\n")
     if lines[-1] == "":  # the newline ending the last line
         lines.pop()
     return [line.strip() for line in lines]
@@ -72,14 +75,19 @@ def _read_indices(path: Path) -> list[int]:
     return indices
 
 
-def _read_pairs(path: Path) -> list[tuple[str, str]]:
+def _read_pairs(path: Path, allow_empty: bool = False) -> list[tuple[str, str]]:
     pairs = []
-    for n, line in enumerate(_read_lines(path), 1):
+    for n, line in enumerate(_read_lines(path, allow_empty), 1):
         fields = tuple(line.split("\t"))
         if len(fields) != 2 or not all(fields):
             raise UserError(f"{path}:{n}: expected 'source_id<TAB>target_id', found {line!r}")
         pairs.append(fields)
     return pairs
+
+
+def _read_mined_pairs(path: Path) -> list[tuple[str, str]]:
+    """BUCC predictions: a blank file mined no pair and scores 0, as in XTREME's ``bucc_f1``."""
+    return _read_pairs(path, allow_empty=True)
 
 
 def _read_json(path: Path) -> Any:
@@ -189,7 +197,7 @@ TASKS: dict[str, XtremeTask] = {
     "xnli": XtremeTask(**_CLASSIFY),
     "panx": XtremeTask(**_TAG),
     "udpos": XtremeTask(**_TAG),
-    "bucc2018": XtremeTask(ext="tsv", read_pred=_read_pairs, read_gold=_read_pairs, check=_any_pairs,
+    "bucc2018": XtremeTask(ext="tsv", read_pred=_read_mined_pairs, read_gold=_read_pairs, check=_any_pairs,
                            metric=_ignore_lang(bucc_f1)),
     "tatoeba": XtremeTask(ext="tsv", read_pred=_read_indices, read_gold=_read_indices, check=_same_lines,
                           metric=_ignore_lang(tatoeba_accuracy)),

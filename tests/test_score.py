@@ -214,6 +214,18 @@ def test_empty_files(folders):
     one_line_error(r"preds/mlqa/test-de\.json: file is empty", preds, labels, tasks=["mlqa"])
 
 
+def test_bucc_predictions_without_pairs_score_zero_as_xtreme(folders):
+    # XTREME's bucc_f1 on no predicted pair: no correct pair, so precision = recall = F1 = 0 (not an error);
+    # a BUCC test run whose dev-tuned threshold keeps no candidate writes such a file
+    preds, labels = folders
+    for blank in ("", "\n"):
+        put(preds, "bucc2018", "de", blank)
+        scores = score_folder(preds, labels, tasks=["bucc2018"])["bucc2018"]
+        assert scores["de"] == {"f1": 0.0, "precision": 0.0, "recall": 0.0} and scores["avg_metric"] == 0.0
+    put(labels, "bucc2018", "de", "")  # gold pairs are still required
+    one_line_error(r"labels/bucc2018/test-de\.tsv: file is empty", preds, labels, tasks=["bucc2018"])
+
+
 def test_bad_json(folders):
     preds, labels = folders
     put(preds, "xquad", "en", '{\n"q1": "x",\n}', "json")
