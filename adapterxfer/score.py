@@ -65,14 +65,13 @@ def _read_tags(path: Path) -> list[list[str]]:
     return sentences
 
 
-def _read_indices(path: Path) -> list[int]:
-    indices = []
-    for n, line in enumerate(_read_lines(path), 1):
-        try:
-            indices.append(int(line))
-        except ValueError:
-            raise UserError(f"{path}:{n}: expected a sentence index, found {line!r}") from None
-    return indices
+def _read_indices(path: Path) -> list[str]:
+    """Sentence indices, checked to be integers but kept as text: XTREME compares the lines ("01" is not "1")."""
+    lines = _read_lines(path)
+    for n, line in enumerate(lines, 1):
+        if not line.isdecimal() or not line.isascii():
+            raise UserError(f"{path}:{n}: expected a sentence index, found {line!r}")
+    return lines
 
 
 def _read_pairs(path: Path, allow_empty: bool = False) -> list[tuple[str, str]]:
