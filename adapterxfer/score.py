@@ -5,7 +5,7 @@ Both folders use XTREME's layout ``<dir>/<task>/test-<lang>.{tsv|json}``:
 * ``pawsx``, ``xnli``: one label per line; ``xcopa`` (XTREME-R): one choice index per line;
 * ``udpos``, ``panx``: one tag per line, a blank line after each sentence;
 * ``bucc2018``: ``source_id<TAB>target_id`` per line, compared as sets;
-* ``tatoeba``: one target-sentence index per line;
+* ``tatoeba``: per line of the (sorted) English file, the line of the retrieved sentence in the other language;
 * ``xquad``, ``mlqa``, ``tydiqa``: predictions ``{question_id: answer}`` JSON, labels SQuAD-format JSON.
 
 The per-task table (:data:`TASKS`) names each task's readers, consistency check and metric, like

@@ -341,11 +341,7 @@ def _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer):
         noisy = [perturb.perturb_text(t, ops, seed, f"{lang}/{i}") for i, t in enumerate(data["source"])]
         src = embed(noisy)  # the non-English side is perturbed
         if spec.name == "tatoeba":
-            nearest = retrieval.nearest_neighbors(src, tgt)
-            preds = _lines(str(int(i)) for i in nearest)
-            gold = None if data["gold"] is None else _lines(
-                str(data["target_ids"].index(t)) for _, t in data["gold"])
-            return preds, gold, len(data["source"])
+            return (*_tatoeba_lines(data, src, tgt), len(data["source"]))
         threshold = _bucc_threshold(spec, lang, data_dir, embed) if split != "dev" else None
         candidates = retrieval.mine_candidates(src, tgt)
         if threshold is None:
@@ -356,6 +352,18 @@ def _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer):
         return preds, gold, len(data["source"])
 
     return run
+
+
+def _tatoeba_lines(data, src, tgt) -> tuple[str, str | None]:
+    """Tatoeba's prediction and gold files as XTREME's: for each English sentence (``tgt``), in order, the line
+    of its nearest source sentence (``similarity_search`` in XTREME's ``evaluate_retrieval.py`` queries with
+    the English side; querying with the other side gives other numbers)."""
+    preds = _lines(int(i) for i in retrieval.nearest_neighbors(tgt, src))
+    if data["gold"] is None:
+        return preds, None
+    line = {s: n for n, s in enumerate(data["source_ids"])}
+    source_of = {t: line[s] for s, t in data["gold"]}
+    return preds, _lines(source_of[t] for t in data["target_ids"])
 
 
 def _index_pairs(data) -> set[tuple[int, int]]:
