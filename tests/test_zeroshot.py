@@ -105,6 +105,26 @@ def test_tatoeba_queries_with_english_as_xtreme():
     assert _tatoeba_lines({**data, "gold": None}, src, tgt)[1] is None
 
 
+def test_bucc_candidates_mine_each_sentence_once_and_drop_repeated_ones_as_xtreme():
+    # XTREME's mine_bitext mines the distinct sentences (text_load_unify, unique_embeddings: a copy takes no
+    # neighbour slot), and read_sent2id drops a sentence whose stripped text is on several lines: "a" (s0, s2)
+    # and "c" / "c " (s3, s4) get no pair, though each matches an English sentence best
+    from adapterxfer.retrieval import mine_candidates
+    from adapterxfer.zeroshot import _bucc_candidates
+
+    gen = torch.Generator().manual_seed(0)
+    a, b, c, d = torch.randn(4, 8, generator=gen)
+    src = torch.stack([a, b, a, c, c])
+    tgt = torch.stack([a, b, c, d]) + 0.1 * torch.randn(4, 8, generator=gen)
+    data = {"source_ids": ["s0", "s1", "s2", "s3", "s4"], "target_ids": ["e0", "e1", "e2", "e3"],
+            "target": ["A", "B", "C", "D"]}
+    got = _bucc_candidates(data, ["a", "b", "a", "c", "c "], src, tgt)
+    distinct = mine_candidates(src[[2, 1, 3, 4]], tgt)  # "a" once (its last line), "b", "c", "c "
+    assert (1, 1) in distinct and {(0, 0), (2, 2), (3, 2)} & set(distinct)
+    assert got == {("s1", f"e{j}"): score for (i, j), score in distinct.items() if i == 1}
+    assert got[("s1", "e1")] != mine_candidates(src, tgt)[(1, 1)]  # the copy of "a" would shift the margins
+
+
 def test_stack_trains_only_the_target_module_and_head(tmp_path, tiny_model_dir, inter):
     before = {n: sha256_file(inter / "mnli" / n) for n in ("adapter.safetensors", "model_head.safetensors")}
     inters = [modules.read_module(inter / "mnli")]
