@@ -39,7 +39,7 @@ from .fileio import replace_dir
 from .tasks import TASKS, get_task
 
 #: Bump when the model or the data change, so cached demo assets are rebuilt.
-DEMO_VERSION = 3
+DEMO_VERSION = 4
 #: Pretraining steps of :func:`build_model_dir` (about 15 s on two idle cores).
 PRETRAIN_STEPS = 600
 
