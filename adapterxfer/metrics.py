@@ -54,8 +54,9 @@ def accuracy(preds: Sequence[Hashable], golds: Sequence[Hashable]) -> dict[str, 
     return {"accuracy": float(correct) / len(preds) * 100}
 
 
-def tatoeba_accuracy(pred_indices: Sequence[int], gold_indices: Sequence[int]) -> dict[str, float]:
-    """``{"accuracy": %}`` of retrieved target-sentence indices (Tatoeba), as :func:`accuracy`."""
+def tatoeba_accuracy(pred_indices: Sequence[Hashable], gold_indices: Sequence[Hashable]) -> dict[str, float]:
+    """``{"accuracy": %}`` of retrieved sentence indices (Tatoeba), as :func:`accuracy`; XTREME compares
+    them as the text of its files' lines."""
     return accuracy(pred_indices, gold_indices)
 
 

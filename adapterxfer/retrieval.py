@@ -82,7 +82,7 @@ def mine_candidates(src, tgt, k: int = 4, chunk_size: int = 1024) -> dict[tuple[
     targets (forward) and each target likewise (backward); as LASER's ``mine_bitexts`` default used
     by XTREME (``retrieval='max'``), the union is taken best margin first, a pair is dropped when its
     source or target is already paired, and pairs with margin 0 or less are dropped. Equal margins
-    keep forward-then-backward, index order. Deduplicate sentences before embedding, as XTREME.
+    keep forward-then-backward, index order. Pass each distinct sentence once, as XTREME mines them.
     """
     x, y = _pair(src, tgt)
     x_sims, x_idx = _knn(x, y, min(k, len(y)), chunk_size)

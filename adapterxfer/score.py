@@ -5,7 +5,7 @@ Both folders use XTREME's layout ``<dir>/<task>/test-<lang>.{tsv|json}``:
 * ``pawsx``, ``xnli``: one label per line; ``xcopa`` (XTREME-R): one choice index per line;
 * ``udpos``, ``panx``: one tag per line, a blank line after each sentence;
 * ``bucc2018``: ``source_id<TAB>target_id`` per line, compared as sets;
-* ``tatoeba``: one target-sentence index per line;
+* ``tatoeba``: per line of the (sorted) English file, the line of the retrieved sentence in the other language;
 * ``xquad``, ``mlqa``, ``tydiqa``: predictions ``{question_id: answer}`` JSON, labels SQuAD-format JSON.
 
 The per-task table (:data:`TASKS`) names each task's readers, consistency check and metric, like
@@ -29,20 +29,23 @@ from .tasks import Benchmark, get_benchmark
 # --- readers: one per file format, each raising UserError naming the file (and line) ------------
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, allow_empty: bool = False) -> str:
+    """The file's text with universal newlines; a blank file is an error unless ``allow_empty`` ("" then)."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")  # a byte order mark (Windows editors) is not text
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
     if not text.strip():
+        if allow_empty:
+            return ""
         raise UserError(f"{path}: file is empty")
     return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as XTREME's open()
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_lines(path: Path, allow_empty: bool = False) -> list[str]:
     """XTREME's ``read_label``: every line, stripped (a blank line is an example too)."""
-    lines = _read_text(path).split("\n")
+    lines = _read_text(path, allow_empty).split("\n")
     if lines[-1] == "":  # the newline ending the last line
         lines.pop()
     return [line.strip() for line in lines]
@@ -62,24 +65,28 @@ def _read_tags(path: Path) -> list[list[str]]:
     return sentences
 
 
-def _read_indices(path: Path) -> list[int]:
-    indices = []
-    for n, line in enumerate(_read_lines(path), 1):
-        try:
-            indices.append(int(line))
-        except ValueError:
-            raise UserError(f"{path}:{n}: expected a sentence index, found {line!r}") from None
-    return indices
+def _read_indices(path: Path) -> list[str]:
+    """Sentence indices, checked to be integers but kept as text: XTREME compares the lines ("01" is not "1")."""
+    lines = _read_lines(path)
+    for n, line in enumerate(lines, 1):
+        if not line.isdecimal() or not line.isascii():
+            raise UserError(f"{path}:{n}: expected a sentence index, found {line!r}")
+    return lines
 
 
-def _read_pairs(path: Path) -> list[tuple[str, str]]:
+def _read_pairs(path: Path, allow_empty: bool = False) -> list[tuple[str, str]]:
     pairs = []
-    for n, line in enumerate(_read_lines(path), 1):
+    for n, line in enumerate(_read_lines(path, allow_empty), 1):
         fields = tuple(line.split("\t"))
         if len(fields) != 2 or not all(fields):
             raise UserError(f"{path}:{n}: expected 'source_id<TAB>target_id', found {line!r}")
         pairs.append(fields)
     return pairs
+
+
+def _read_mined_pairs(path: Path) -> list[tuple[str, str]]:
+    """BUCC predictions: a blank file mined no pair and scores 0, as in XTREME's ``bucc_f1``."""
+    return _read_pairs(path, allow_empty=True)
 
 
 def _read_json(path: Path) -> Any:
@@ -189,7 +196,7 @@ TASKS: dict[str, XtremeTask] = {
     "xnli": XtremeTask(**_CLASSIFY),
     "panx": XtremeTask(**_TAG),
     "udpos": XtremeTask(**_TAG),
-    "bucc2018": XtremeTask(ext="tsv", read_pred=_read_pairs, read_gold=_read_pairs, check=_any_pairs,
+    "bucc2018": XtremeTask(ext="tsv", read_pred=_read_mined_pairs, read_gold=_read_pairs, check=_any_pairs,
                            metric=_ignore_lang(bucc_f1)),
     "tatoeba": XtremeTask(ext="tsv", read_pred=_read_indices, read_gold=_read_indices, check=_same_lines,
                           metric=_ignore_lang(tatoeba_accuracy)),

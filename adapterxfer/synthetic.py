@@ -39,7 +39,7 @@ from .fileio import replace_dir
 from .tasks import TASKS, get_task
 
 #: Bump when the model or the data change, so cached demo assets are rebuilt.
-DEMO_VERSION = 3
+DEMO_VERSION = 4
 #: Pretraining steps of :func:`build_model_dir` (about 15 s on two idle cores).
 PRETRAIN_STEPS = 600
 
@@ -887,8 +887,8 @@ _ENGLISH = {form: word for forms in LEXICON.values() for word, form in forms.ite
 
 def write_tatoeba_labels(root: str | os.PathLike, label_dir: str | os.PathLike) -> Path:
     """The gold of the synthetic Tatoeba files under ``root`` in XTREME's label layout
-    (``label_dir/tatoeba/test-<lang>.tsv``: the line of each sentence's translation in the sorted English
-    file), found by translating the sentences back; returns ``label_dir``."""
+    (``label_dir/tatoeba/test-<lang>.tsv``: for each line of the sorted English file, the line of its
+    translation in the other language's file), found by translating the sentences back; returns ``label_dir``."""
     spec = get_task("tatoeba")
     pattern, folder = spec.sources[0].files["test"], Path(label_dir) / spec.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -896,8 +896,8 @@ def write_tatoeba_labels(root: str | os.PathLike, label_dir: str | os.PathLike) 
         sentences, english = (
             (Path(root) / pattern.format(lang=lang, side=side)).read_text(encoding="utf-8").splitlines()
             for side in (lang, "en"))
-        line = {s: i for i, s in enumerate(english)}
-        gold = [line[" ".join(_ENGLISH[w] for w in s.split())] for s in sentences]
+        line = {" ".join(_ENGLISH[w] for w in s.split()): i for i, s in enumerate(sentences)}
+        gold = [line[s] for s in english]
         (folder / f"test-{lang}.tsv").write_text("".join(f"{i}\n" for i in gold), encoding="utf-8")
     return Path(label_dir)
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -313,38 +314,62 @@ def _retrieval_runner(spec, split, data_dir, model, encoder, batch_size, layer):
         noisy = [perturb.perturb_text(t, ops, seed, f"{lang}/{i}") for i, t in enumerate(data["source"])]
         src = embed(noisy)  # the non-English side is perturbed
         if spec.name == "tatoeba":
-            nearest = retrieval.nearest_neighbors(src, tgt)
-            preds = _lines(str(int(i)) for i in nearest)
-            gold = None if data["gold"] is None else _lines(
-                str(data["target_ids"].index(t)) for _, t in data["gold"])
-            return preds, gold, len(data["source"])
+            return (*_tatoeba_lines(data, src, tgt), len(data["source"]))
         threshold = _bucc_threshold(spec, lang, data_dir, embed) if split != "dev" else None
-        candidates = retrieval.mine_candidates(src, tgt)
+        candidates = _bucc_candidates(data, noisy, src, tgt)
         if threshold is None:
-            threshold = retrieval.tune_threshold(candidates, _index_pairs(data, spec, lang, data_dir))
-        pairs = sorted(retrieval.mine_pairs(candidates, threshold))
-        preds = _lines(f"{data['source_ids'][i]}\t{data['target_ids'][j]}" for i, j in pairs)
+            threshold = retrieval.tune_threshold(candidates, _gold_pairs(data, spec, lang, data_dir))
+        preds = _lines(f"{s}\t{t}" for s, t in sorted(retrieval.mine_pairs(candidates, threshold)))
         gold = None if data["gold"] is None else _lines(f"{s}\t{t}" for s, t in data["gold"])
         return preds, gold, len(data["source"])
 
     return run
 
 
-def _index_pairs(data, spec, lang, data_dir) -> set[tuple[int, int]]:
+def _tatoeba_lines(data, src, tgt) -> tuple[str, str | None]:
+    """Tatoeba's prediction and gold files as XTREME's: for each English sentence (``tgt``), in order, the line
+    of its nearest source sentence (``similarity_search`` in XTREME's ``evaluate_retrieval.py`` queries with
+    the English side; querying with the other side gives other numbers)."""
+    preds = _lines(int(i) for i in retrieval.nearest_neighbors(tgt, src))
+    if data["gold"] is None:
+        return preds, None
+    line = {s: n for n, s in enumerate(data["source_ids"])}
+    source_of = {t: line[s] for s, t in data["gold"]}
+    return preds, _lines(source_of[t] for t in data["target_ids"])
+
+
+def _bucc_candidates(data, source: list[str], src, tgt) -> dict[tuple[str, str], float]:
+    """XTREME's BUCC candidates ``{(source_id, target_id): margin}`` from the embeddings of every line (``source``:
+    the source texts as embedded). As its ``mine_bitext``, each distinct sentence is mined once, with the
+    embedding of its last line, so copies take no neighbour slots; as its ``read_sent2id``, a sentence whose
+    stripped text is on several lines has no id, so its pairs are dropped."""
+    def unify(ids, texts):
+        rows = {}  # each text in the order first seen, with its last line
+        for n, text in enumerate(texts):
+            rows[text] = n
+        count = Counter(text.strip() for text in texts)
+        return list(rows.values()), [ids[n] if count[text.strip()] == 1 else None for text, n in rows.items()]
+
+    src_rows, src_ids = unify(data["source_ids"], source)
+    tgt_rows, tgt_ids = unify(data["target_ids"], data["target"])
+    candidates = retrieval.mine_candidates(src[src_rows], tgt[tgt_rows])
+    return {(src_ids[i], tgt_ids[j]): score for (i, j), score in candidates.items()
+            if src_ids[i] is not None and tgt_ids[j] is not None}
+
+
+def _gold_pairs(data, spec, lang, data_dir) -> list[tuple[str, str]]:
     if not data["gold"]:
         gold = Path(data_dir) / spec.sources[0].files["dev"].format(lang=lang, side="gold")
         raise UserError(f"BUCC threshold tuning needs the dev ('sample') gold pairs: {gold} is missing "
                         f"(XTREME's download_bucc18 writes it)")
-    src = {i: n for n, i in enumerate(data["source_ids"])}
-    tgt = {i: n for n, i in enumerate(data["target_ids"])}
-    return {(src[s], tgt[t]) for s, t in data["gold"]}
+    return data["gold"]
 
 
 def _bucc_threshold(spec, lang, data_dir, embed) -> float:
     """The margin threshold tuned on the dev ('sample') split of ``lang``, as XTREME applies it to test."""
     dev = load_retrieval(spec, "dev", lang, data_dir)
-    candidates = retrieval.mine_candidates(embed(dev["source"]), embed(dev["target"]))
-    return retrieval.tune_threshold(candidates, _index_pairs(dev, spec, lang, data_dir))
+    candidates = _bucc_candidates(dev, dev["source"], embed(dev["source"]), embed(dev["target"]))
+    return retrieval.tune_threshold(candidates, _gold_pairs(dev, spec, lang, data_dir))
 
 
 # ---------------------------------------------------------------- file formats

@@ -222,6 +222,27 @@ def test_empty_files(folders):
     one_line_error(r"preds/mlqa/test-de\.json: file is empty", preds, labels, tasks=["mlqa"])
 
 
+def test_bucc_predictions_without_pairs_score_zero_as_xtreme(folders):
+    # XTREME's bucc_f1 on no predicted pair: no correct pair, so precision = recall = F1 = 0 (not an error);
+    # a BUCC test run whose dev-tuned threshold keeps no candidate writes such a file
+    preds, labels = folders
+    for blank in ("", "\n"):
+        put(preds, "bucc2018", "de", blank)
+        scores = score_folder(preds, labels, tasks=["bucc2018"])["bucc2018"]
+        assert scores["de"] == {"f1": 0.0, "precision": 0.0, "recall": 0.0} and scores["avg_metric"] == 0.0
+    put(labels, "bucc2018", "de", "")  # gold pairs are still required
+    one_line_error(r"labels/bucc2018/test-de\.tsv: file is empty", preds, labels, tasks=["bucc2018"])
+
+
+def test_tatoeba_indices_compare_as_text_as_xtreme(folders):
+    # XTREME's read_label keeps each stripped line and accuracy compares the strings: "03" is not "3"
+    preds, labels = folders
+    put(preds, "tatoeba", "af", "03\n 1 \n2\n0\n")  # gold 3 1 2 0
+    assert score_folder(preds, labels, tasks=["tatoeba"])["tatoeba"]["af"] == {"accuracy": 75.0}
+    put(preds, "tatoeba", "af", "3\n1\n-2\n0\n")
+    one_line_error(r"tatoeba/test-af\.tsv:3: expected a sentence index, found '-2'", preds, labels)
+
+
 def test_bad_json(folders):
     preds, labels = folders
     put(preds, "xquad", "en", '{\n"q1": "x",\n}', "json")

@@ -89,7 +89,8 @@ def test_retrieval_files_pair_translations(download):
         assert len(data["source"]) == SIZES["test"] and data["target"] == sorted(data["target"])
         gold = [int(line) for line in (labels / "tatoeba" / f"test-{lang}.tsv").read_text().split()]
         assert sorted(gold) == list(range(SIZES["test"]))
-        assert [synthetic.translate(data["target"][i], lang) for i in gold] == data["source"]
+        # XTREME's direction: line j holds the line of English sentence j's translation
+        assert [data["source"][i] for i in gold] == [synthetic.translate(t, lang) for t in data["target"]]
 
 
 def test_writes_are_deterministic_atomic_and_selective(tmp_path):

@@ -90,6 +90,42 @@ def test_retrieval_tasks_on_an_intermediate_module_and_on_the_bare_model(tmp_pat
     assert not torch.allclose(a, b)
 
 
+def test_tatoeba_queries_with_english_as_xtreme():
+    # XTREME's evaluate_retrieval.py: similarity_search(x=source, y=English) indexes the source side and
+    # searches it with each English sentence, one line per English sentence. Here both sources lie near
+    # English 0: English 0 -> source 0 (cos 0.995 vs 0.981), English 1 -> source 1 (0.196 vs 0.100), both
+    # right; the other direction would send both sources to English 0 (one wrong).
+    from adapterxfer.zeroshot import _tatoeba_lines
+
+    data = {"source_ids": ["s0", "s1"], "target_ids": ["e0", "e1"], "gold": [("s1", "e1"), ("s0", "e0")]}
+    src, tgt = torch.tensor([[1.0, 0.1], [1.0, 0.2]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert _tatoeba_lines(data, src, tgt) == ("0\n1\n", "0\n1\n")
+    # the gold line of each English sentence is its pair's source line, in the English file's order
+    data = {"source_ids": ["s0", "s1"], "target_ids": ["e1", "e0"], "gold": [("s0", "e0"), ("s1", "e1")]}
+    assert _tatoeba_lines(data, src, tgt.flip(0)) == ("1\n0\n", "1\n0\n")
+    assert _tatoeba_lines({**data, "gold": None}, src, tgt)[1] is None
+
+
+def test_bucc_candidates_mine_each_sentence_once_and_drop_repeated_ones_as_xtreme():
+    # XTREME's mine_bitext mines the distinct sentences (text_load_unify, unique_embeddings: a copy takes no
+    # neighbour slot), and read_sent2id drops a sentence whose stripped text is on several lines: "a" (s0, s2)
+    # and "c" / "c " (s3, s4) get no pair, though each matches an English sentence best
+    from adapterxfer.retrieval import mine_candidates
+    from adapterxfer.zeroshot import _bucc_candidates
+
+    gen = torch.Generator().manual_seed(0)
+    a, b, c, d = torch.randn(4, 8, generator=gen)
+    src = torch.stack([a, b, a, c, c])
+    tgt = torch.stack([a, b, c, d]) + 0.1 * torch.randn(4, 8, generator=gen)
+    data = {"source_ids": ["s0", "s1", "s2", "s3", "s4"], "target_ids": ["e0", "e1", "e2", "e3"],
+            "target": ["A", "B", "C", "D"]}
+    got = _bucc_candidates(data, ["a", "b", "a", "c", "c "], src, tgt)
+    distinct = mine_candidates(src[[2, 1, 3, 4]], tgt)  # "a" once (its last line), "b", "c", "c "
+    assert (1, 1) in distinct and {(0, 0), (2, 2), (3, 2)} & set(distinct)
+    assert got == {("s1", f"e{j}"): score for (i, j), score in distinct.items() if i == 1}
+    assert got[("s1", "e1")] != mine_candidates(src, tgt)[(1, 1)]  # the copy of "a" would shift the margins
+
+
 def test_stack_trains_only_the_target_module_and_head(tmp_path, tiny_model_dir, inter):
     before = {n: sha256_file(inter / "mnli" / n) for n in ("adapter.safetensors", "model_head.safetensors")}
     inters = [modules.read_module(inter / "mnli")]
