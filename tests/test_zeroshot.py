@@ -323,10 +323,10 @@ def test_a_data_dir_without_the_tasks_files_says_which_files_it_needs(tmp_path):
 
 def test_bucc_without_its_dev_gold_file_names_it(tmp_path):
     from adapterxfer.data import load_retrieval
-    from adapterxfer.zeroshot import _index_pairs
+    from adapterxfer.zeroshot import _gold_pairs
 
     root = write_xtreme_layout(tmp_path / "download", languages={"en", "de"})
     (root / "bucc2018/de-en.dev.gold").unlink()
     data = load_retrieval(TASKS["bucc2018"], "dev", "de", root)
     with pytest.raises(UserError, match=r"needs the dev \('sample'\) gold pairs: .*bucc2018/de-en\.dev\.gold is missing"):
-        _index_pairs(data, TASKS["bucc2018"], "de", str(root))
+        _gold_pairs(data, TASKS["bucc2018"], "de", str(root))
