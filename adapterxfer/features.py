@@ -55,15 +55,22 @@ def tokenize(fmt: str, examples: list[dict], tokenizer, max_length: int, *, labe
 def word_windows(sentences: list[list[str]], tokenizer, max_length: int) -> list[tuple[int, int, list, list]]:
     """``(sentence, first word, input_ids, word_ids)`` per window of pre-split ``sentences``: a sentence whole,
     or, longer than ``max_length`` tokens, consecutive windows of whole words (as XTREME's preprocessing
-    splits them); ``word_ids`` count from the window's first word."""
+    splits them); ``word_ids`` count from the window's first word. A word of which the tokenizer keeps
+    nothing (a lone space or U+00A0) is read as the unknown token, as XTREME's preprocessing does, so every
+    word has a first sub-word to label and tag."""
     whole = tokenizer(sentences, is_split_into_words=True)  # one call for all
     budget = max_length - tokenizer.num_special_tokens_to_add()
     windows = []
     for n, words in enumerate(sentences):
-        if len(whole["input_ids"][n]) <= max_length:
-            windows.append((n, 0, whole["input_ids"][n], whole.word_ids(n)))
+        ids, word_ids = whole["input_ids"][n], whole.word_ids(n)
+        if len(seen := set(word_ids) - {None}) < len(words):
+            words = [w if i in seen else tokenizer.unk_token for i, w in enumerate(words)]
+            enc = tokenizer([words], is_split_into_words=True)
+            ids, word_ids = enc["input_ids"][0], enc.word_ids(0)
+        if len(ids) <= max_length:
+            windows.append((n, 0, ids, word_ids))
             continue
-        for start, stop in _word_ranges(whole.word_ids(n), len(words), budget):
+        for start, stop in _word_ranges(word_ids, len(words), budget):
             enc = tokenizer([words[start:stop]], is_split_into_words=True, truncation=True, max_length=max_length)
             windows.append((n, start, enc["input_ids"][0], enc.word_ids(0)))
     return windows
@@ -114,7 +121,7 @@ def cached_tokenize(cache_dir: str | Path | None, key: dict, fmt: str, examples:
     datasets.disable_progress_bars()
     ident = sha256_json({**key, "fmt": fmt, "n": len(examples), "max_length": max_length,
                          "tokenizer": tokenizer_fingerprint(tokenizer), "version": __version__, "segments": 1,
-                         "windows": 1, "examples": _examples_digest(examples),
+                         "windows": 2, "examples": _examples_digest(examples),
                          **kw})[:20]
     path = Path(cache_dir) / f"{key.get('task', 'task')}-{key.get('split', '')}-{ident}"
     if (path / "dataset_info.json").is_file():

@@ -269,8 +269,8 @@ def _model_runner(spec, split, data_dir, model, backend, batch_size, max_length,
 
 def _tag(examples, tokenizer, max_length, backend, head, labels, batch_size, device, autocast) -> list[list[str]]:
     """Word-level tags from the first sub-word of each word; sentences too long for one window are
-    cut into consecutive windows, so every word gets a tag (as XTREME's preprocessing splits them). A word
-    without a sub-word (a space, a character the tokenizer drops) gets the first tag, in its place."""
+    cut into consecutive windows, so every word gets a tag (as XTREME's preprocessing splits them; a word the
+    tokenizer drops is tagged as the unknown token)."""
     windows = word_windows([e["tokens"] for e in examples], tokenizer, max_length)
     outputs = predict(backend, head, [{"input_ids": ids} for _, _, ids, _ in windows], batch_size,
                       tokenizer.pad_token_id, device, autocast)

@@ -94,6 +94,20 @@ def test_long_sentences_train_and_score_on_every_word():
     assert [label for f in feats for label in f["labels"] if label != IGNORE] == [{"X": 0, "Y": 1}[t] for t in tags]
 
 
+def test_a_word_the_tokenizer_drops_is_labelled_on_the_unknown_token():
+    """As XTREME's preprocessing: a word of which XLM-R keeps nothing (a space, U+00A0) becomes <unk>, so its
+    tag is trained and predicted in its place instead of vanishing from the input."""
+    from adapterxfer.synthetic import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    words, tags = ["Haus", " ", "Berlin", "\u00a0"], ["X", "Y", "X", "Y"]
+    feats = tokenize("tagging", [{"tokens": words, "tags": tags}], tokenizer, 64, label2id={"X": 0, "Y": 1})
+    (feat,) = feats
+    firsts = [(i, label) for i, label in zip(feat["input_ids"], feat["labels"]) if label != IGNORE]
+    assert [label for _, label in firsts] == [0, 1, 0, 1]
+    assert [i for i, _ in firsts][1::2] == [tokenizer.unk_token_id] * 2
+
+
 def test_cache_reuses_and_keys_on_content(tmp_path, monkeypatch):
     import adapterxfer.features as features
 

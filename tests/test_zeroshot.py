@@ -274,6 +274,7 @@ class CharTokenizer:
     of spaces has none; <s> and </s> around a sentence, truncated to ``max_length``."""
 
     pad_token_id = 1
+    unk_token = "u"
 
     def __init__(self, labels):
         self.labels = labels
@@ -299,13 +300,13 @@ def test_tagging_predictions_stay_on_their_words_when_a_word_has_no_sub_word(mon
 
     from adapterxfer import zeroshot
 
-    labels = ["O", "a", "b", "c", "d", "e"]
+    labels = ["O", "a", "b", "c", "d", "e", "u"]
     monkeypatch.setattr(zeroshot, "predict", lambda backend, head, feats, *a: [
         torch.nn.functional.one_hot(torch.tensor(f["input_ids"]), len(labels)).float() for f in feats])
     words = ["ab", " ", "c", "\u00a0", "dd", "e"]
     tags = zeroshot._tag([{"tokens": words, "tags": None}], CharTokenizer(labels), max_length, None, "panx", labels,
                          8, "cpu", None)
-    assert tags == [["a", "O", "c", "O", "d", "e"]]  # the words without sub-words get the first tag, in place
+    assert tags == [["a", "u", "c", "u", "d", "e"]]  # the words without sub-words are tagged as unknown tokens
 
 
 def test_a_data_dir_without_the_tasks_files_says_which_files_it_needs(tmp_path):
