@@ -83,6 +83,17 @@ def test_tagging_tokens_keep_their_tags(op):
     assert ex["tokens"] == tokens  # the input is not modified
 
 
+
+@pytest.mark.parametrize("op", CHAR_OPS)
+def test_tagging_tokens_with_spaces_keep_their_tags(op):
+    """A UD token may hold a space (Vietnamese "Hà Nội"): it stays one token, with its own tag."""
+    tokens, tags = ["Khi nào", "anh", "đi", "Hà Nội", "?"], ["ADV", "PRON", "VERB", "PROPN", "PUNCT"]
+    for seed in range(10):
+        out = perturb_example({"tokens": tokens, "tags": tags}, "tagging", parse([f"{op}:0.5"]), seed, "s")
+        assert out["tags"] == tags and len(out["tokens"]) == len(tokens), out
+        assert [t.count(" ") for t in out["tokens"]] == [t.count(" ") for t in tokens]
+        assert out["tokens"][-1] == "?"
+
 def test_labels_are_never_touched():
     ex = {"text_a": "a man sleeps", "text_b": "nobody sleeps", "label": 2}
     out = perturb_example(ex, "classification", parse(["word_swap:1", "char_drop:0.5"]), 0, "k")
