@@ -56,6 +56,8 @@ def parse(specs) -> list[Perturbation]:
             raise UserError(f"--perturb {spec}: expected NAME:RATE with RATE between 0 and 1") from None
         if not 0 <= value <= 1:
             raise UserError(f"--perturb {spec}: RATE must be between 0 and 1")
+        if Perturbation(name, value) in out:  # the same seeded draw again: char_swap would swap back
+            raise UserError(f"--perturb {spec}: given twice; give one rate for {name}")
         out.append(Perturbation(name, value))
     return out
 

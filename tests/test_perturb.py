@@ -102,7 +102,8 @@ def test_labels_are_never_touched():
 
 @pytest.mark.parametrize("spec, message", [("char_flip:0.1", "unknown operation"),
                                            ("char_swap", "expected NAME:RATE"),
-                                           ("word_drop:1.5", "between 0 and 1")])
+                                           ("word_drop:1.5", "between 0 and 1"),
+                                           (["char_swap:0.1", "word_drop:0.1", "char_swap:0.10"], "given twice")])
 def test_bad_specs(spec, message):
     with pytest.raises(UserError, match=message):
-        parse([spec])
+        parse(spec if isinstance(spec, list) else [spec])
