@@ -26,7 +26,7 @@ from .evaluation import inference_autocast, predict
 from .features import cached_tokenize, collate, sorted_batches, tokenize
 from .fileio import write_json, write_text
 from .score import TASKS as SCORED, Scores, markdown_scores, score_folder
-from .tasks import TaskSpec, get_benchmark, get_task
+from .tasks import BENCHMARKS, TaskSpec, get_benchmark, get_task
 
 
 def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None, languages=None,
@@ -197,7 +197,12 @@ def languages_list(spec: TaskSpec, languages, benchmark: str = "xtreme") -> list
 
 
 def _languages(spec, languages, split, data_dir, log, benchmark) -> list[str]:
-    wanted = languages_list(spec, languages, benchmark)
+    wanted, bench = languages_list(spec, languages, benchmark), get_benchmark(benchmark)
+    other = [l for l in wanted if l not in spec.languages_in(bench.name)]
+    if other:  # another benchmark's (XTREME-R's az for PAN-X): its data may be there, but not its scoring
+        hint = next((f": add --benchmark {b.name}" for b in BENCHMARKS.values()
+                     if spec.name in b.tasks and set(other) <= set(b.languages(spec.name))), "")
+        raise UserError(f"--languages: {spec.name} has no {', '.join(other)} in {bench.title}{hint}")
     present, missing = available_languages(spec, split, data_dir, benchmark)
     absent = [l for l in wanted if l not in present]
     if absent:
