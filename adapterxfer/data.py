@@ -30,7 +30,7 @@ def load_examples(spec: TaskSpec, split: str, data_dir: str | Path | None = None
         raise UserError(f"'{spec.name}' is a retrieval task: read it with load_retrieval")
     lang = _language(spec, lang)
     examples = []
-    for source in _sources(spec, split):
+    for source in _sources(spec, split, lang):
         labelled = data_dir is None or split not in source.unlabelled
         for name in source.splits[split]:
             for where, row in _rows(spec, source, split, name, data_dir, lang, labelled):
@@ -92,7 +92,7 @@ def available_languages(spec: TaskSpec, split: str, data_dir: str | Path | None 
             return all(s.hf_path for s in sources)
         sides = (lang, "en") if spec.format == "retrieval" else (None,)
         return all(_find_local(s, split, name, data_dir, lang, side) is not None
-                   for s in sources for name in s.splits[split] for side in sides)
+                   for s in _sources(spec, split, lang) for name in s.splits[split] for side in sides)
 
     langs = spec.languages_in(benchmark) if per_lang else ("en",)
     found = [lang for lang in langs if present(lang)]
@@ -108,12 +108,17 @@ def _language(spec: TaskSpec, lang: str | None) -> str:
     return lang
 
 
-def _sources(spec: TaskSpec, split: str) -> list[Source]:
+def _sources(spec: TaskSpec, split: str, lang: str | None = None) -> list[Source]:
+    """The sources of ``split``; with ``lang``, those serving it: where an English-only source stands beside
+    per-language ones (XCOPA's dev: COPA's for English), English comes from it and the others from them."""
     sources = [s for s in spec.sources if split in s.splits]
     if not sources:
         known = sorted({name for s in spec.sources for name in s.splits})
         raise UserError(f"task '{spec.name}' has no '{split}' split (it has: {', '.join(known) or 'none'}). "
                         f"{spec.description}")
+    english = [s for s in sources if s.files and "{lang}" not in s.files[split]]
+    if lang is not None and english and len(english) < len(sources):
+        return english if lang == "en" else [s for s in sources if s not in english]
     return sources
 
 

@@ -47,6 +47,7 @@ from . import __version__, distributed
 from .errors import UserError, friendly
 from .fileio import sha256_file, sha256_json, write_json, write_text
 from .recipes import DEMO, NOT_IDENTITY, Recipe, load_recipe
+from .sampling import sample_size
 from .tasks import get_task
 from .training import checkpoints, partial_dir
 
@@ -773,22 +774,25 @@ class CostModel:
             if not self.override else (self.model, self.override)
         return tps * layer_work(ref) / layer_work(model)
 
-    def train_examples(self, task: str, data_dir: str | None, data_hash) -> int:
+    def train_examples(self, task: str, data_dir: str | None, data_hash, size: int | None = None,
+                       fraction: float | None = None) -> int:
+        """The examples a training cell trains on: each member task's, subsampled as ``--train-size`` /
+        ``--train-fraction`` subsample it."""
         spec = get_task(task)
         parts = [get_task(m) for m in spec.members] if spec.members else [spec]
-        if data_dir is None:
-            return sum(PUBLISHED_TRAIN.get(m.name, 0) for m in parts)
-        key = f"examples:{task}:{data_hash}"
-        if key not in self.sizes.cache:
+        published = [PUBLISHED_TRAIN.get(m.name, 0) for m in parts]
+        key = f"examples-per-task:{task}:{data_hash}"
+        if data_dir is not None and key not in self.sizes.cache:
             from .data import load_examples
 
             try:
-                self.sizes.cache[key] = sum(len(load_examples(m, "train", str(Path(data_dir) / m.name)
-                                                              if spec.members else data_dir)) for m in parts)
+                self.sizes.cache[key] = [len(load_examples(m, "train", str(Path(data_dir) / m.name)
+                                                           if spec.members else data_dir)) for m in parts]
+                self.sizes.changed = True
             except UserError:
-                return sum(PUBLISHED_TRAIN.get(m.name, 0) for m in parts)
-            self.sizes.changed = True
-        return self.sizes.cache[key]
+                pass
+        counts = self.sizes.cache.get(key, published) if data_dir is not None else published
+        return sum(sample_size(n, size, fraction) for n in counts)
 
     def estimate(self, cell: Cell) -> Estimate:
         done = self.done.get(cell.id)
@@ -813,7 +817,8 @@ class CostModel:
         if cfg["max_steps"]:
             steps = cfg["max_steps"]
         else:
-            examples = self.train_examples(cell.task, cfg["data_dir"], cell.identity["data"])
+            examples = self.train_examples(cell.task, cfg["data_dir"], cell.identity["data"], cfg["train_size"],
+                                           cfg["train_fraction"])
             batches = math.ceil(examples / cfg["batch_size"])
             steps = max(1, math.ceil(math.ceil(batches / (cfg["grad_accum"] * gpus(cell))) * cfg["epochs"]))
         return steps * cfg["batch_size"] * cfg["grad_accum"] * gpus(cell) * \

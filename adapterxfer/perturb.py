@@ -56,6 +56,8 @@ def parse(specs) -> list[Perturbation]:
             raise UserError(f"--perturb {spec}: expected NAME:RATE with RATE between 0 and 1") from None
         if not 0 <= value <= 1:
             raise UserError(f"--perturb {spec}: RATE must be between 0 and 1")
+        if Perturbation(name, value) in out:  # the same seeded draw again: char_swap would swap back
+            raise UserError(f"--perturb {spec}: given twice; give one rate for {name}")
         out.append(Perturbation(name, value))
     return out
 
@@ -83,7 +85,12 @@ def _neighbour(cluster: str, word: list[str], rng: random.Random) -> str:
 
 def perturb_chars(text: str, op: Perturbation, rng: random.Random) -> str:
     """Apply a character-level operation to about ``rate`` of the letter clusters of ``text``."""
-    words = [regex.findall(r"\X", w) for w in text.split(" ")]
+    return " ".join(_perturb_words(text.split(" "), op, rng))
+
+
+def _perturb_words(words: list[str], op: Perturbation, rng: random.Random) -> list[str]:
+    """:func:`perturb_chars` on a list of space-free words, which keep their number and order."""
+    words = [regex.findall(r"\X", w) for w in words]
     slots = [(w, i) for w, clusters in enumerate(words) for i, c in enumerate(clusters)
              if regex.match(r"\p{L}|\p{M}|\p{N}", c)]
     for w, i in sorted(rng.sample(slots, _count(op.rate, len(slots), rng)), reverse=True):  # right to left: indices stay valid
@@ -98,7 +105,7 @@ def perturb_chars(text: str, op: Perturbation, rng: random.Random) -> str:
             word.insert(i, word[i])
         elif op.name == "char_keyboard":
             word[i] = _neighbour(word[i], word, rng)
-    return " ".join("".join(w) for w in words)
+    return ["".join(w) for w in words]
 
 
 def perturb_words(items: list, op: Perturbation, rng: random.Random) -> list:
@@ -142,9 +149,10 @@ def perturb_example(ex: dict, fmt: str, ops: list[Perturbation], seed: int, key:
             rng = _rng(seed, op, key)
             if op.name in WORD_OPS:
                 pairs = perturb_words(pairs, op, rng)
-            else:  # on the sentence at once (spaces are never touched, no token is emptied)
-                tokens = perturb_chars(" ".join(t for t, _ in pairs), op, rng).split(" ")
-                pairs = list(zip(tokens, (tag for _, tag in pairs)))
+            else:  # on the sentence's words at once; a token may hold spaces (Vietnamese UD's "Hà Nội")
+                parts = [t.split(" ") for t, _ in pairs]
+                words = iter(_perturb_words([w for part in parts for w in part], op, rng))
+                pairs = [(" ".join(next(words) for _ in part), tag) for part, (_, tag) in zip(parts, pairs)]
         ex["tokens"] = [t for t, _ in pairs]
         ex["tags"] = None if ex["tags"] is None else [tag for _, tag in pairs]
     else:

@@ -17,9 +17,9 @@ def subsample(examples: list[dict], size: int | None = None, fraction: float | N
         raise UserError("give --train-size or --train-fraction, not both")
     if fraction is not None and not 0 < fraction <= 1:
         raise UserError(f"--train-fraction must be in (0, 1], got {fraction}")
-    n = size if size is not None else max(1, round(fraction * len(examples)))
-    if n < 1:
-        raise UserError(f"--train-size must be at least 1, got {n}")
+    if size is not None and size < 1:
+        raise UserError(f"--train-size must be at least 1, got {size}")
+    n = sample_size(len(examples), size, fraction)
     if n >= len(examples):
         return examples
     rng = random.Random(seed)
@@ -32,3 +32,10 @@ def subsample(examples: list[dict], size: int | None = None, fraction: float | N
         take[k] += 1
     chosen = sorted(i for k in sorted(groups, key=str) for i in rng.sample(groups[k], take[k]))
     return [examples[i] for i in chosen]
+
+
+def sample_size(n: int, size: int | None = None, fraction: float | None = None) -> int:
+    """How many of ``n`` examples :func:`subsample` keeps."""
+    if fraction is not None:
+        return min(n, max(1, round(fraction * n)))
+    return n if size is None else min(n, size)

@@ -24,7 +24,7 @@ from .errors import UserError
 from .metrics import (accuracy, bucc_f1, mean, missing_ids, mlqa_scores, squad_scores, tagging_f1,
                       tatoeba_accuracy)
 from .tasks import TASKS as SPECS
-from .tasks import Benchmark, get_benchmark
+from .tasks import BENCHMARKS, Benchmark, get_benchmark
 
 # --- readers: one per file format, each raising UserError naming the file (and line) ------------
 
@@ -244,7 +244,9 @@ def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None, bench: Benchmark)
     if tasks is None:
         names = [name for name in bench.tasks if (pred_dir / name).is_dir()]
         if not names:
-            raise UserError(f"{pred_dir} has no {bench.title} task folder (one of: {', '.join(bench.tasks)})")
+            other = next((b for b in BENCHMARKS.values() if any((pred_dir / t).is_dir() for t in b.tasks)), None)
+            hint = f"; its {other.title} tasks: add --benchmark {other.name}" if other else ""
+            raise UserError(f"{pred_dir} has no {bench.title} task folder (one of: {', '.join(bench.tasks)}){hint}")
         return names
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     for name in tasks:

@@ -840,7 +840,7 @@ def _write_tatoeba(pattern: str, root: Path, lang: str, n: int, rng: random.Rand
 def _write_xtreme_task(spec, root: Path, sizes: dict[str, int], seed: int) -> None:
     for source in spec.sources:
         for split, pattern in source.files.items():
-            langs = spec.languages if "{lang}" in pattern else ("en",)
+            langs = spec.all_languages if "{lang}" in pattern else ("en",)
             if spec.format == "retrieval":
                 for lang in langs:
                     rng = random.Random(f"xtreme/{spec.name}/{split}/{lang}/{seed}")
@@ -865,7 +865,8 @@ def write_xtreme(root: str | os.PathLike, tasks=None, n_train: int = 400, n_dev:
 
     English training data (MNLI-like ``xnli/train-en.tsv``, PAWS-like pairs, UD POS and PAN-X IOB tags
     from the word categories, SQuAD v1.1 train and dev, TyDi QA's English training part) and, for every
-    language of each task, the same ``n_dev`` dev and ``n_test`` test examples translated word for word:
+    language of each task (XTREME's and XTREME-R's), the same ``n_dev`` dev and ``n_test`` test examples
+    translated word for word:
     dev files labelled (also for udpos' kk, th, tl, yo, which XTREME lacks), test files unlabelled as
     XTREME strips them. BUCC: ``n_dev``/``n_test`` sentences a side, half of them gold pairs (gold for dev
     only); Tatoeba: ``n_test`` sentences per language (gold: :func:`write_tatoeba_labels`)."""
@@ -892,7 +893,7 @@ def write_tatoeba_labels(root: str | os.PathLike, label_dir: str | os.PathLike) 
     spec = get_task("tatoeba")
     pattern, folder = spec.sources[0].files["test"], Path(label_dir) / spec.name
     folder.mkdir(parents=True, exist_ok=True)
-    for lang in spec.languages:
+    for lang in spec.all_languages:
         sentences, english = (
             (Path(root) / pattern.format(lang=lang, side=side)).read_text(encoding="utf-8").splitlines()
             for side in (lang, "en"))

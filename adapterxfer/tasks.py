@@ -370,7 +370,8 @@ XTREME_R_TASKS: list[TaskSpec] = [
         name="xcopa", format="multiple_choice", metric="accuracy", num_choices=2, fields=_COPA_FIELDS,
         languages=("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh"), max_length=128,
         sources=(
-            Source("aps/super_glue", "copa", {"train": ("train",)}, files={"train": "xcopa/train.en.jsonl"}),
+            Source("aps/super_glue", "copa", {"train": ("train",), "dev": ("validation",)},
+                   files={"train": "xcopa/train.en.jsonl", "dev": "xcopa/val.en.jsonl"}),  # cambridgeltl/xcopa has no en
             Source("cambridgeltl/xcopa", "{lang}", {"dev": ("validation",), "test": ("test",)},
                    files={"dev": "xcopa/val.{lang}.jsonl", "test": "xcopa/test.{lang}.jsonl"}),
         ),

@@ -27,7 +27,7 @@ from .evaluation import inference_autocast, predict
 from .features import cached_tokenize, collate, first_sub_words, sorted_batches, tokenize, word_windows
 from .fileio import write_json, write_text
 from .score import TASKS as SCORED, Scores, markdown_scores, score_folder
-from .tasks import TaskSpec, get_benchmark, get_task
+from .tasks import BENCHMARKS, TaskSpec, get_benchmark, get_task
 
 
 def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None, languages=None,
@@ -66,6 +66,10 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     if labels_dir and not Path(labels_dir).is_dir():
         raise UserError(f"--labels {labels_dir} is not a folder")
     ops = perturb.parse(perturbations)
+    if labels_dir and data_dir and _moves_labels(spec, ops) and any(split in s.unlabelled for s in spec.sources):
+        raise UserError(f"--perturb {', '.join(op.name for op in ops if op.name in perturb.WORD_OPS)}: on "
+                        f"{spec.name} a word operation moves each tag with its token, and the {split} files carry "
+                        f"no tags to move, so --labels cannot score it; use character operations or --split dev")
     out = Path(output)
     if spec.format == "retrieval":
         encoder = modules.load_encoder(model, module_dir if card else None)
@@ -198,7 +202,12 @@ def languages_list(spec: TaskSpec, languages, benchmark: str = "xtreme") -> list
 
 
 def _languages(spec, languages, split, data_dir, log, benchmark) -> list[str]:
-    wanted = languages_list(spec, languages, benchmark)
+    wanted, bench = languages_list(spec, languages, benchmark), get_benchmark(benchmark)
+    other = [l for l in wanted if l not in spec.languages_in(bench.name)]
+    if other:  # another benchmark's (XTREME-R's az for PAN-X): its data may be there, but not its scoring
+        hint = next((f": add --benchmark {b.name}" for b in BENCHMARKS.values()
+                     if spec.name in b.tasks and set(other) <= set(b.languages(spec.name))), "")
+        raise UserError(f"--languages: {spec.name} has no {', '.join(other)} in {bench.title}{hint}")
     present, missing = available_languages(spec, split, data_dir, benchmark)
     absent = [l for l in wanted if l not in present]
     if absent:

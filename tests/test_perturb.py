@@ -4,8 +4,10 @@ import unicodedata
 import pytest
 import regex
 
+from adapterxfer import synthetic
 from adapterxfer.errors import UserError
 from adapterxfer.perturb import CHAR_OPS, WORD_OPS, parse, perturb_example, perturb_text
+from adapterxfer.zeroshot import evaluate_run
 
 TEXTS = {
     "en": "the quick brown fox jumps over the lazy dog near the river bank today",
@@ -83,6 +85,27 @@ def test_tagging_tokens_keep_their_tags(op):
     assert ex["tokens"] == tokens  # the input is not modified
 
 
+
+@pytest.mark.parametrize("op", CHAR_OPS)
+def test_tagging_tokens_with_spaces_keep_their_tags(op):
+    """A UD token may hold a space (Vietnamese "Hà Nội"): it stays one token, with its own tag."""
+    tokens, tags = ["Khi nào", "anh", "đi", "Hà Nội", "?"], ["ADV", "PRON", "VERB", "PROPN", "PUNCT"]
+    for seed in range(10):
+        out = perturb_example({"tokens": tokens, "tags": tags}, "tagging", parse([f"{op}:0.5"]), seed, "s")
+        assert out["tags"] == tags and len(out["tokens"]) == len(tokens), out
+        assert [t.count(" ") for t in out["tokens"]] == [t.count(" ") for t in tokens]
+        assert out["tokens"][-1] == "?"
+
+
+def test_word_operations_on_unlabelled_tagging_files_are_refused_with_labels(tmp_path):
+    """XTREME's PAN-X test files carry no tags to move with the tokens: --labels cannot score word noise."""
+    download = synthetic.write_xtreme(tmp_path / "download", tasks=["panx"], n_train=4, n_dev=2, n_test=2)
+    (tmp_path / "labels").mkdir()
+    run = dict(task="panx", model="m", split="test", data_dir=str(download), labels_dir=str(tmp_path / "labels"))
+    with pytest.raises(UserError, match="--perturb word_drop: on panx a word operation moves each tag with its token"):
+        evaluate_run(None, str(tmp_path / "out"), perturbations=["char_swap:0.1", "word_drop:0.1"], **run)
+    assert not (tmp_path / "out").exists()
+
 def test_labels_are_never_touched():
     ex = {"text_a": "a man sleeps", "text_b": "nobody sleeps", "label": 2}
     out = perturb_example(ex, "classification", parse(["word_swap:1", "char_drop:0.5"]), 0, "k")
@@ -91,7 +114,8 @@ def test_labels_are_never_touched():
 
 @pytest.mark.parametrize("spec, message", [("char_flip:0.1", "unknown operation"),
                                            ("char_swap", "expected NAME:RATE"),
-                                           ("word_drop:1.5", "between 0 and 1")])
+                                           ("word_drop:1.5", "between 0 and 1"),
+                                           (["char_swap:0.1", "word_drop:0.1", "char_swap:0.10"], "given twice")])
 def test_bad_specs(spec, message):
     with pytest.raises(UserError, match=message):
-        parse([spec])
+        parse(spec if isinstance(spec, list) else [spec])

@@ -278,7 +278,10 @@ def test_bad_folders_and_task_names(tmp_path, folders):
     one_line_error(r"prediction folder .*nowhere does not exist", tmp_path / "nowhere", labels)
     one_line_error(r"label folder .*nowhere does not exist", preds, tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    one_line_error(r"empty has no XTREME task folder", tmp_path / "empty", labels)
+    one_line_error(r"empty has no XTREME task folder \(one of: [a-z0-9, ]*\)$", tmp_path / "empty", labels)
+    (tmp_path / "empty" / "xcopa").mkdir()  # XTREME-R's
+    one_line_error(r"empty has no XTREME task folder .*: add --benchmark xtreme-r$", tmp_path / "empty", labels)
+    (tmp_path / "empty" / "xcopa").rmdir()
     one_line_error(r"no xnli predictions: .*empty/xnli does not exist", tmp_path / "empty", labels, tasks=["xnli"])
     (preds / "udpos" / "test-en.tsv").unlink()
     one_line_error(r"udpos: no test-<lang>\.tsv prediction files", preds, labels)

@@ -3,6 +3,7 @@ a rerun skips them, a new rate adds only evaluation cells, the report's drops eq
 a model sweep plans per-model cells, costs each model by its shape, and every encoder type gets a backend."""
 import csv
 import json
+import math
 import shutil
 import statistics
 from pathlib import Path
@@ -131,6 +132,27 @@ def test_a_model_sweep_plans_each_model_and_costs_it_by_its_shape(tmp_path, tiny
 
     dry = grid(recipe, "--out", tmp_path / "run", "--dry-run")
     assert dry.exit_code == 0 and f"{len(cells)} cells" in dry.output
+
+
+def test_the_cost_of_a_data_size_row_counts_the_examples_it_trains_on(tmp_path, tiny_model_dir, synthetic_data, xtreme):
+    """--train-size / --train-fraction rows (per member task for multi) cost their subsample, not the whole set."""
+    path = robustness_recipe(tmp_path / "sizes.yaml", str(tiny_model_dir), synthetic_data, xtreme, perturb=[])
+    r = yaml.safe_load(path.read_text())
+    mnli = str(synthetic_data / "mnli")
+    r["intermediate"]["tasks"] = {"mnli": {"epochs": 1}, "multi": {"epochs": 1},
+                                  "mnli_40": {"task": "mnli", "data_dir": mnli, "epochs": 1, "train_size": 40},
+                                  "mnli_tenth": {"task": "mnli", "data_dir": mnli, "epochs": 1, "train_fraction": 0.1},
+                                  "multi_8": {"task": "multi", "epochs": 1, "train_size": 8}}
+    r["train"].update(batch_size=8, doc_stride=32)
+    path.write_text(yaml.safe_dump(r, sort_keys=False))
+    recipe = load_recipe(path)
+    costs = CostModel(recipe, tmp_path / "run", str(tiny_model_dir))
+    tokens = {c.row: costs.padded_tokens(c) for c in plan(recipe, tmp_path / "run", strict=False)
+              if c.kind == "intermediate"}
+    n = len(next(synthetic_data.glob("mnli/train.*")).read_text().splitlines())  # jsonl: a line per example
+    assert tokens["mnli_40"] / tokens["mnli"] == pytest.approx(math.ceil(40 / 8) / math.ceil(n / 8))
+    assert tokens["mnli_tenth"] / tokens["mnli"] == pytest.approx(math.ceil(round(n / 10) / 8) / math.ceil(n / 8))
+    assert tokens["multi_8"] / tokens["mnli_40"] == pytest.approx(9 * 8 / 40)  # 8 of each of the nine tasks'
 
 
 @pytest.mark.parametrize("edit, message", [

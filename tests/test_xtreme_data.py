@@ -288,6 +288,18 @@ class FakeHub:
         return self.rows[config, split]
 
 
+def test_xcopa_from_the_hub_takes_its_english_dev_set_from_copa(monkeypatch):
+    """cambridgeltl/xcopa has no English config: training's English dev set is SuperGLUE COPA's, as XTREME-R's."""
+    import datasets
+
+    row = lambda premise: {"premise": premise, "choice1": "a", "choice2": "b", "question": "cause", "label": 1}
+    hub = FakeHub({("copa", "validation"): [row("en premise")], ("et", "validation"): [row("et premise")]})
+    monkeypatch.setattr(datasets, "load_dataset", hub)
+    spec = get_task("xcopa")
+    assert [e["context"] for e in load_examples(spec, "dev")] == ["en premise"]
+    assert [e["context"] for e in load_examples(spec, "dev", None, "et")] == ["et premise"]
+    assert hub.calls == [("aps/super_glue", "copa", "validation"), ("cambridgeltl/xcopa", "et", "validation")]
+
 def test_hub_rows_configs_filters_and_class_labels(monkeypatch):
     import datasets
 

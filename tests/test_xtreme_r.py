@@ -182,6 +182,25 @@ def test_non_english_intermediate_data_is_recorded(tmp_path, tiny_model_dir, syn
                                output=str(tmp_path / "t"), train_language="de"), progress=False)
 
 
+def test_synthetic_data_covers_every_xtreme_r_language(tmp_path):
+    """The demo's data (the tiny model's world has XTREME-R's 50 languages) has each task's XTREME-R languages."""
+    tasks = ["udpos", "panx", "xquad", "tatoeba"]
+    download = synthetic.write_xtreme(tmp_path / "download", tasks=tasks, n_train=4, n_dev=2, n_test=2)
+    for task in tasks:
+        spec = get_task(task)
+        split = "test" if task in ("xquad", "tatoeba") else "dev"
+        assert available_languages(spec, split, download, "xtreme-r") == (list(spec.languages_in("xtreme-r")), [])
+    labels = synthetic.write_tatoeba_labels(download, tmp_path / "labels")
+    assert {p.stem for p in (labels / "tatoeba").iterdir()} == {f"test-{l}" for l in get_task("tatoeba").all_languages}
+
+def test_evaluating_another_benchmarks_language_names_the_benchmark(tmp_path):
+    """PAN-X's az is XTREME-R's: under XTREME, evaluate says so instead of calling its data missing."""
+    download = synthetic.write_xtreme(tmp_path / "download", tasks=["panx"], n_train=4, n_dev=2, n_test=2)
+    out = cli("evaluate", "--task", "panx", "--model", "m", "--languages", "az,en", "--data-dir", download,
+              "--output", tmp_path / "res", code=2)
+    assert "--languages: panx has no az in XTREME: add --benchmark xtreme-r" in out and "missing" not in out
+    assert not (tmp_path / "res").exists()
+
 def test_xcopa_module_evaluates_every_xcopa_language(tmp_path, tiny_model_dir, one_thread):
     download = synthetic.write_xtreme(tmp_path / "download", tasks=["xcopa"], n_train=64, n_dev=8, n_test=12)
     cli("train-target", "xcopa", "--intermediate", "none", "--data-dir", download, "--output", tmp_path / "xcopa",
