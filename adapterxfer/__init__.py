@@ -1,3 +1,3 @@
 """adapterxfer: English intermediate-task training with parameter-efficient modules, zero-shot on XTREME."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
