@@ -132,6 +132,15 @@ def library_versions() -> dict:
     return out
 
 
+def _row_folder(root: Path, row: str, task: str, settings: dict) -> str:
+    """An intermediate row's data under the recipe's ``data_dir``: ``root/<row>``; a renamed row of English data
+    (``mnli_10k: {task: mnli, train_size: 10000}``) without such a folder reads ``root/<task>``, a row of
+    another language (``train_language``) never does."""
+    if row != task and not (root / row).exists() and settings.get("train_language", "en") == "en":
+        return str(root / task)
+    return str(root / row)
+
+
 def _split_files(spec, split: str, lang: str | None) -> list[str]:
     """Glob patterns of a target task's local files for ``split``: one language, or every one (None)."""
     patterns = []
@@ -227,7 +236,7 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
         data_dir = settings.pop("data_dir", None)
         root = paths.intermediate if kind == "intermediate" else paths.target
         if data_dir is None and root is not None:
-            data_dir = root if kind == "target" or spec.members else str(Path(root) / row)
+            data_dir = root if kind == "target" or spec.members else _row_folder(Path(root), row, task, settings)
         data_dir = data_dir and str(Path(data_dir).expanduser().resolve())
         cfg = TrainConfig(**settings, task=task, model=paths.model, data_dir=data_dir, seed=seed, output="-")
         if data_dir is None:

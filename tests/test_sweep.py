@@ -155,6 +155,22 @@ def test_the_cost_of_a_data_size_row_counts_the_examples_it_trains_on(tmp_path, 
     assert tokens["multi_8"] / tokens["mnli_40"] == pytest.approx(9 * 8 / 40)  # 8 of each of the nine tasks'
 
 
+def test_a_renamed_english_row_reads_its_tasks_folder_and_a_translated_one_never_does(tmp_path, tiny_model_dir,
+                                                                                      synthetic_data, xtreme):
+    """Under intermediate.data_dir, a data-size row (``mnli_40: {task: mnli, train_size: 40}``) trains on the
+    task's folder when it has none of its own; a row of another language must have its own data."""
+    path = robustness_recipe(tmp_path / "rows.yaml", str(tiny_model_dir), synthetic_data, xtreme, perturb=[])
+    r = yaml.safe_load(path.read_text())
+    r["intermediate"]["tasks"] = {"mnli": {"epochs": 1}, "mnli_40": {"task": "mnli", "epochs": 1, "train_size": 40},
+                                  "mnli_de": {"task": "mnli", "epochs": 1, "train_language": "de"}}
+    path.write_text(yaml.safe_dump(r, sort_keys=False))
+    cells = {c.row: c for c in plan(load_recipe(path), tmp_path / "run", strict=False) if c.kind == "intermediate"}
+    assert cells["mnli_40"].run["config"]["data_dir"] == cells["mnli"].run["config"]["data_dir"] == str(synthetic_data / "mnli")
+    assert cells["mnli_40"].identity["data"] == cells["mnli"].identity["data"]
+    assert cells["mnli_de"].run["config"]["data_dir"] == str(synthetic_data / "mnli_de")
+    assert str(cells["mnli_de"].identity["data"]).startswith("missing:")
+
+
 @pytest.mark.parametrize("edit, message", [
     ({"perturb": [["char_swp:0.1"]]}, "evaluate.perturb[0][0]: char_swp:0.1: unknown operation 'char_swp'"),
     ({"perturb": [["char_swap:0.1"], ["word_drop:2"]]}, "evaluate.perturb[1][0]: word_drop:2: RATE must be between"),
