@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
+import re
 import string
 from pathlib import Path
 from typing import Any, Iterator
@@ -430,6 +431,20 @@ def _text(value, name, where, optional=False) -> str:
     return value
 
 
+def _answer_start(context: str, text: str, start, where: str) -> int:
+    """Where ``text`` stands in ``context``: at ``start`` (in characters), or else (offsets counted in bytes or
+    UTF-16 units, as some tools write them, or shifted) at its occurrence nearest ``start``, so that training
+    never targets another span; an answer that is nowhere in its context is an error."""
+    if not isinstance(start, int):
+        raise UserError(f"{where}: answer_start {start!r} of {text!r} is not a character offset")
+    if context[start:start + len(text)] == text:
+        return start
+    found = [m.start() for m in re.finditer(re.escape(text), context)]
+    if not found:
+        raise UserError(f"{where}: answer {text!r} (answer_start {start}) is not in its context")
+    return min(found, key=lambda at: abs(at - start))
+
+
 def normalise(spec: TaskSpec, source: Source, row: dict, where: str, labelled: bool = True) -> dict | None:
     """Map one source row to the format's fields; ``None`` for rows without a gold label.
 
@@ -465,13 +480,9 @@ def normalise(spec: TaskSpec, source: Source, row: dict, where: str, labelled: b
                 or not isinstance(answers.get("answer_start"), list) \
                 or len(answers["text"]) != len(answers["answer_start"]):
             raise UserError(f"{where}: 'answers' must be {{'text': [...], 'answer_start': [...]}} of equal length")
-        for text, start in zip(answers["text"], answers["answer_start"]):
-            if not isinstance(start, int) or not 0 <= start <= len(context) - len(text):
-                raise UserError(f"{where}: answer_start {start!r} of {text!r} lies outside the context")
-            if context[start:start + len(text)] != text:  # else the span trained on is another text
-                raise UserError(f"{where}: answer {text!r} is not at answer_start {start}, where the context has "
-                                f"{context[start:start + len(text)]!r} (offsets count characters, not bytes)")
-        ex["answers"] = {"text": list(answers["text"]), "answer_start": list(answers["answer_start"])}
+        ex["answers"] = {"text": list(answers["text"]),
+                         "answer_start": [_answer_start(context, text, start, where)
+                                          for text, start in zip(answers["text"], answers["answer_start"])]}
         return ex
 
     if spec.format == "classification":

@@ -78,8 +78,10 @@ def test_squad_answers_are_checked(tmp_path):
     row = {"id": "1", "question": "who?", "context": "Ann ran", "answers": {"text": ["Ann"], "answer_start": [0]}}
     write_jsonl(tmp_path / "train.jsonl", [row])
     assert load_examples(get_task("squad"), "train", tmp_path)[0]["answers"]["text"] == ["Ann"]
-    write_jsonl(tmp_path / "train.jsonl", [row, {**row, "answers": {"text": ["Ann"], "answer_start": [9]}}])
-    with pytest.raises(UserError, match=r"train.jsonl:2: answer_start 9"):
+    write_jsonl(tmp_path / "train.jsonl", [row, {**row, "answers": {"text": ["ran"], "answer_start": [9]}}])
+    assert load_examples(get_task("squad"), "train", tmp_path)[1]["answers"]["answer_start"] == [4]  # its own place
+    write_jsonl(tmp_path / "train.jsonl", [row, {**row, "answers": {"text": ["Bob"], "answer_start": [0]}}])
+    with pytest.raises(UserError, match=r"train.jsonl:2: answer 'Bob' \(answer_start 0\) is not in its context"):
         load_examples(get_task("squad"), "train", tmp_path)
 
 

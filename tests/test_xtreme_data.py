@@ -195,10 +195,15 @@ def test_squad_answer_offsets_count_code_points(tmp_path, context, answer):
     _squad_file(path, context, answer, context.index(answer))  # JSON escapes the emoji as surrogate pairs
     [ex] = load_examples(get_task("mlqa"), "dev", root, "de")
     assert ex["context"][ex["answers"]["answer_start"][0]:][:len(answer)] == answer
-    utf16 = len(context[:context.index(answer)].encode("utf-16-le")) // 2  # as JavaScript counts: emoji are 2
-    _squad_file(path, context, answer, utf16)
-    with pytest.raises(UserError, match=rf"dev-context-de-question-de\.json: data\[0\].paragraphs\[0\].qas\[0\] "
-                                        rf"\(id q1\): answer '{answer}' is not at answer_start {utf16}, where"):
+    # offsets as JavaScript (UTF-16: an emoji counts 2) or bytes count them: the answer's own place is found
+    for offset in (len(context[:context.index(answer)].encode("utf-16-le")) // 2,
+                   len(context[:context.index(answer)].encode("utf-8"))):
+        _squad_file(path, context, answer, offset)
+        [ex] = load_examples(get_task("mlqa"), "dev", root, "de")
+        assert ex["answers"]["answer_start"] == [context.index(answer)]
+    _squad_file(path, context, "nowhere", 0)
+    with pytest.raises(UserError, match=r"dev-context-de-question-de\.json: data\[0\].paragraphs\[0\].qas\[0\] "
+                                        r"\(id q1\): answer 'nowhere' \(answer_start 0\) is not in its context"):
         load_examples(get_task("mlqa"), "dev", root, "de")
 
 
@@ -245,7 +250,8 @@ def test_english_only_and_absent_splits(download):
     ("mlqa/MLQA_V1/dev/dev-context-de-question-de.json",
      '{"data": [{"paragraphs": [{"context": "Haus", "qas": [{"id": "q7", "question": "?", '
      '"answers": [{"text": "Buch", "answer_start": 3}]}]}]}]}', ("mlqa", "dev"),
-     r"dev-context-de-question-de\.json: data\[0\]\.paragraphs\[0\]\.qas\[0\] \(id q7\): answer_start 3"),
+     r"dev-context-de-question-de\.json: data\[0\]\.paragraphs\[0\]\.qas\[0\] \(id q7\): answer 'Buch' "
+     r"\(answer_start 3\) is not in its context"),
     ("xquad/xquad.de.json", '{"data": [{"qas": []}]}', ("xquad", "test"), r"xquad\.de\.json: not SQuAD-format"),
     ("bucc2018/de-en.dev.gold", "de-000000000\ten-000000000\nde-000000001 en-000000001\n", ("bucc2018", "dev"),
      r"de-en\.dev\.gold:2: expected 'id<TAB>text'"),
