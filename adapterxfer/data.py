@@ -89,6 +89,8 @@ def available_languages(spec: TaskSpec, split: str, data_dir: str | Path | None 
     per_lang = any("{lang}" in s.files[split] for s in sources if s.files)
 
     def present(lang: str) -> bool:
+        if split == "dev" and lang in spec.no_dev:
+            return False
         if data_dir is None:
             return all(s.hf_path for s in sources)
         sides = (lang, "en") if spec.format == "retrieval" else (None,)

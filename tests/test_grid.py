@@ -21,6 +21,7 @@ from adapterxfer.cli import main
 from adapterxfer.errors import UserError
 from adapterxfer.grid import Cell, plan, read_plan, run_devices
 from adapterxfer.recipes import load_recipe
+from adapterxfer.tasks import BENCHMARKS, get_task
 
 RECIPES = Path(__file__).parent.parent / "recipes"
 #: Few languages per task and a handful of steps keep the demo grid to seconds per cell.
@@ -251,6 +252,48 @@ def test_shipped_recipes_plan_the_full_replication():
     recipe = load_recipe(RECIPES / "xstilts-lora.yaml")
     assert recipe.module["method"] == "lora"
     assert list(recipe.targets) == list(load_recipe(RECIPES / "xstilts.yaml").targets)
+
+
+#: The paper's rows (arXiv 2005.13013: nine English intermediate tasks, then all nine multi-task) and the
+#: target settings of jiant's XTREME runs (guides/benchmarks/xtreme.md's d_write_configs.sh: epochs, and
+#: train_batch_size x gradient_accumulation_steps; tokenize_and_cache.sh: max_seq_length).
+PAPER_ROWS = ["anli_plus", "mnli", "qqp", "squad_v2", "hellaswag", "commonsenseqa", "cosmosqa", "socialiqa", "ccg"]
+JIANT_TARGETS = {"xnli": (2, 32, 256), "pawsx": (5, 32, 256), "udpos": (10, 32, 256), "panx": (10, 32, 256),
+                 "xquad": (2, 16, 384), "mlqa": (2, 16, 384), "tydiqa": (2, 16, 384)}
+
+
+@pytest.mark.parametrize("name", ["xstilts.yaml", "xstilts-lora.yaml"])
+def test_shipped_replication_plans_every_cell_of_the_papers_grid(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the recipe's relative data folders: absent here, noted by a non-strict plan
+    recipe = load_recipe(RECIPES / name)
+    assert recipe.model == "xlm-roberta-large" and recipe.baseline and recipe.evaluate.split == "dev"
+    assert list(recipe.intermediates) == PAPER_ROWS + ["multi"] and recipe.evaluate.languages == "all"
+    assert get_task("multi").members == tuple(PAPER_ROWS)
+    assert set(recipe.targets) == set(BENCHMARKS["xtreme"].tasks)
+    cells = plan(recipe, tmp_path / "run", strict=False)
+    by = collections.defaultdict(list)
+    for c in cells:
+        by[c.kind, c.row, c.task, c.seed].append(c)
+    assert all(len(v) == 1 for v in by.values())
+    for task in ("bucc2018", "tatoeba"):  # the bare model once; never a target module
+        assert by["evaluate", "baseline", task, None][0].deps == []
+        assert not any(k[0] == "target" and k[2] == task for k in by)
+    for seed in recipe.seeds:
+        for row in ["baseline"] + PAPER_ROWS + ["multi"]:
+            inter = None if row == "baseline" else by["intermediate", row, row, seed][0]
+            for task in BENCHMARKS["xtreme"].tasks:
+                evaluation = by["evaluate", row, task, None if row == "baseline" and task in ("bucc2018", "tatoeba")
+                                else seed][0]
+                assert evaluation.run["languages"] == list(get_task(task).languages)
+                if task in JIANT_TARGETS:
+                    target = by["target", row, task, seed][0]
+                    assert evaluation.deps == [target.id] and target.deps == ([inter.id] if inter else [])
+                    cfg = target.run["config"]
+                    assert (cfg["epochs"], cfg["batch_size"] * cfg["grad_accum"], cfg["max_length"]) == \
+                        JIANT_TARGETS[task]
+                elif inter:
+                    assert evaluation.deps == [inter.id]
+    assert len(cells) == len(by) == 2 + len(recipe.seeds) * (10 + 11 * 7 * 2 + 10 * 2)
 
 
 def test_demo_recipe_as_shipped_uses_the_embedded_assets(tmp_path, monkeypatch, tiny_model_dir, synthetic_data):

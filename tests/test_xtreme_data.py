@@ -106,6 +106,10 @@ def test_missing_languages_are_reported(tmp_path):
     with pytest.raises(UserError, match=r"no test data for 'ja': missing .*tatoeba/ja-en\.ja"):
         load_retrieval(get_task("tatoeba"), "test", "ja", root)
     assert available_languages(panx, "dev", None) == (list(panx.languages), [])  # the Hub has them all
+    udpos = get_task("udpos")  # but no validation split of udpos.Kazakh, .Thai, .Tagalog, .Yoruba
+    assert available_languages(udpos, "dev", None) == \
+        ([l for l in udpos.languages if l not in UDPOS_WITHOUT_DEV], list(UDPOS_WITHOUT_DEV))
+    assert available_languages(udpos, "test", None) == (list(udpos.languages), [])
     assert available_languages(get_task("bucc2018"), "dev", None)[0] == []  # no Hub copy to mine
 
 
