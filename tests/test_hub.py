@@ -254,6 +254,16 @@ def test_the_card_of_a_composed_target_loads_it_in_plain_libraries(kind, trained
     assert [id2label[i] for i in range(len(labels))] == labels
 
 
+def test_a_fully_fine_tuned_model_is_refused_by_name(tiny_model_dir, synthetic_data, tmp_path):
+    cfg = TrainConfig.load(None, task="mnli", model=str(tiny_model_dir), data_dir=str(synthetic_data / "mnli"),
+                           output=str(tmp_path / "full"), cache_dir=str(tmp_path / "cache"), max_steps=1,
+                           batch_size=4, max_length=32, method="full")
+    train(cfg, progress=False, log=lambda *_: None)
+    result = cli("hub", "push", tmp_path / "full", "--hub", tmp_path / "hub", "--name", "full", ok=False)
+    assert result.exit_code == 2 and f"{tmp_path / 'full'} is fully fine-tuned" in result.output
+    assert not (tmp_path / "hub" / "modules").exists()
+
+
 def test_tampered_file_is_refused_and_the_download_deleted(server, trained, cache):
     url, data = server
     push(trained / "mnli", HttpHub(url, TOKEN), "tamper-me")

@@ -31,6 +31,9 @@ def entry_from_module(folder, name: str, *, license: str = "unknown", descriptio
 
     module = read_module(folder)
     card = module.card
+    if module.method == "full":
+        raise UserError(f"{folder} is fully fine-tuned (--method full): a hub shares parameter-efficient modules; "
+                        f"that folder is a complete model, loaded with from_pretrained({str(folder)!r})")
     files = {rel: Path(folder) / rel for rel in sorted([*card["files"], CARD])}
     for rel in files:
         check_path(rel)
