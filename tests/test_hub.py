@@ -238,6 +238,8 @@ def test_the_card_of_a_composed_target_loads_it_in_plain_libraries(kind, trained
     entry = tmp_path / "team-hub" / "modules" / f"m{len(inters)}" / "1"
     readme = next(entry / n for n in ("MODEL_CARD.md", "README.md") if (entry / n).is_file()).read_text()
     assert ("plain adapters\ncannot load this module" in readme) == (kind == "fuse-light")
+    page = create_app(tmp_path / "team-hub").test_client().get(f"/modules/m{len(inters)}/1").get_data(as_text=True)
+    assert ("cannot load this module" in page) == (kind == "fuse-light")
     pulls = [line.split()[1:] for line in readme.splitlines() if line.startswith("adapterxfer hub pull")]
     assert [p[2] for p in pulls] == [f"m{len(inters)}@1", *(f"m{i}@1" for i in range(len(inters)))]
     for line in pulls:
