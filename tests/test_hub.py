@@ -207,6 +207,65 @@ def test_folder_hub_versions_never_change(trained, tiny_model_dir, tmp_path):
     assert torch.equal(logits, adapters_logits(tiny_model_dir, trained / "mnli"))
 
 
+@pytest.mark.parametrize("kind", ["stack-seq_bn", "stack-lora-adapters", "stack-lora-peft", "fuse-dynamic",
+                                  "fuse-light"])
+def test_the_card_of_a_composed_target_loads_it_in_plain_libraries(kind, trained, tiny_model_dir, synthetic_data,
+                                                                    xtreme, tmp_path, monkeypatch, cache):
+    """The card's pull lines and code, run as written (by a user whose cache is the default one), give the logits
+    of adapterxfer's own loading: the intermediates composed under the target as in training. Light fusion's
+    mixing weights are our own: its card says so and loads it with adapterxfer."""
+    from adapterxfer.modules import load_trained
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ADAPTERXFER_HUB_CACHE", str(tmp_path / "home" / ".cache" / "adapterxfer" / "hub"))
+    method = {"stack-lora-adapters": {"method": "lora"}, "stack-lora-peft": {"method": "lora", "backend": "peft"}}
+    extra = method.get(kind, {})
+    quick = dict(model=str(tiny_model_dir), cache_dir=str(tmp_path / "cache"), max_steps=2, batch_size=8,
+                 max_length=64, lr=3e-2, **extra)
+    fuse = kind.startswith("fuse")
+    seeds = (1, 2) if fuse else (1,)
+    inters = [tmp_path / f"inter{s}" for s in seeds]
+    for seed, out in zip(seeds, inters):
+        train(TrainConfig.load(None, task="mnli", data_dir=str(synthetic_data / "mnli"), output=str(out), seed=seed,
+                               **quick), progress=False, log=lambda *_: None)
+    compose = {"fuse": ",".join(map(str, inters)), "fusion": kind.split("-")[1]} if fuse else \
+        {"stack": str(inters[0])}
+    train(TrainConfig.load(None, task="xnli", data_dir=str(xtreme[0]), output=str(tmp_path / "target"), **quick,
+                           **compose), progress=False, log=lambda *_: None)
+    hub = f"file://{tmp_path / 'team-hub'}"
+    for i, folder in enumerate([*inters, tmp_path / "target"]):
+        cli("hub", "push", folder, "--hub", hub, "--name", f"m{i}")
+    entry = tmp_path / "team-hub" / "modules" / f"m{len(inters)}" / "1"
+    readme = next(entry / n for n in ("MODEL_CARD.md", "README.md") if (entry / n).is_file()).read_text()
+    assert ("plain adapters\ncannot load this module" in readme) == (kind == "fuse-light")
+    page = create_app(tmp_path / "team-hub").test_client().get(f"/modules/m{len(inters)}/1").get_data(as_text=True)
+    assert ("cannot load this module" in page) == (kind == "fuse-light")
+    pulls = [line.split()[1:] for line in readme.splitlines() if line.startswith("adapterxfer hub pull")]
+    assert [p[2] for p in pulls] == [f"m{len(inters)}@1", *(f"m{i}@1" for i in range(len(inters)))]
+    for line in pulls:
+        cli(*line)
+    scope = {}
+    exec(readme.split("```python\n")[1].split("```")[0], scope)
+    with torch.no_grad():
+        plain = scope["model"].eval()(**BATCH).logits
+        ours = load_trained(Path(scope["path"])).forward("xnli", dict(BATCH)).logits
+    assert torch.allclose(plain, ours, atol=1e-5)
+    labels = json.loads((tmp_path / "target" / "adapterxfer.json").read_text())["heads"]["xnli"]["labels"]
+    model = scope["model"]  # the label names as adapterxfer predicts them, in its order
+    id2label = model.get_labels_dict() if hasattr(model, "get_labels_dict") else model.config.id2label
+    assert [id2label[i] for i in range(len(labels))] == labels
+
+
+def test_a_fully_fine_tuned_model_is_refused_by_name(tiny_model_dir, synthetic_data, tmp_path):
+    cfg = TrainConfig.load(None, task="mnli", model=str(tiny_model_dir), data_dir=str(synthetic_data / "mnli"),
+                           output=str(tmp_path / "full"), cache_dir=str(tmp_path / "cache"), max_steps=1,
+                           batch_size=4, max_length=32, method="full")
+    train(cfg, progress=False, log=lambda *_: None)
+    result = cli("hub", "push", tmp_path / "full", "--hub", tmp_path / "hub", "--name", "full", ok=False)
+    assert result.exit_code == 2 and f"{tmp_path / 'full'} is fully fine-tuned" in result.output
+    assert not (tmp_path / "hub" / "modules").exists()
+
+
 def test_tampered_file_is_refused_and_the_download_deleted(server, trained, cache):
     url, data = server
     push(trained / "mnli", HttpHub(url, TOKEN), "tamper-me")

@@ -31,6 +31,9 @@ def entry_from_module(folder, name: str, *, license: str = "unknown", descriptio
 
     module = read_module(folder)
     card = module.card
+    if module.method == "full":
+        raise UserError(f"{folder} is fully fine-tuned (--method full): a hub shares parameter-efficient modules; "
+                        f"that folder is a complete model, loaded with from_pretrained({str(folder)!r})")
     files = {rel: Path(folder) / rel for rel in sorted([*card["files"], CARD])}
     for rel in files:
         check_path(rel)
@@ -130,34 +133,93 @@ def card_name(entry: dict) -> str:
 
 
 def usage(entry: dict, hub: str) -> dict:
-    """The exact commands and code to get and use this entry from ``hub``."""
+    """The exact commands and code to get and use this entry from ``hub``: ``python`` loads it in plain
+    adapters / peft with its intermediates composed as in training, or, where only adapterxfer can (light
+    fusion's mixing weights), with adapterxfer and ``plain`` false."""
     ref = f"{entry['name']}@{entry['version']}"
     base = entry["base_model"]["id"]
+    comp = entry.get("composition") or {"compose": "none", "intermediates": []}
+    inters = [i["hub"] for i in comp["intermediates"]]  # name@version (a pushed target's are on a hub)
+    fusion = entry.get("hyperparameters", {}).get("fusion", "dynamic")
+    plain = not (comp["compose"] == "fuse" and fusion == "light")  # light fusion: mixing weights of our own
+    fetched = [("path", ref), *((f"inter{i}", r) for i, r in enumerate(inters) if plain)]
     if hub.startswith("hf://"):  # plain libraries fetch the tagged version themselves
-        get = (f"from huggingface_hub import snapshot_download\n\n"
-               f"path = snapshot_download({hub.removeprefix('hf://')!r}, revision='v{entry['version']}')\n")
+        org = hub.removeprefix("hf://").split("/")[0]
+        get = "from huggingface_hub import snapshot_download\n\n" + "".join(
+            f"{var} = snapshot_download({org + '/' + r.split('@')[0]!r}, revision='v{r.split('@')[1]}')\n"
+            for var, r in fetched)
     else:
-        cached = f"~/.cache/adapterxfer/hub/{entry['name']}/{entry['version']}"
-        get = f"import os\n\npath = os.path.expanduser({cached!r})  # the folder the pull printed\n"
+        get = "import os\n\n" + "".join(
+            f"{var} = os.path.expanduser({'~/.cache/adapterxfer/hub/' + r.replace('@', '/')!r})  "
+            f"# the folder the pull printed\n" for var, r in fetched)
     heads = list(entry.get("heads", {}).items())
-    if entry["method"]["backend"] == "peft":
+    lora = entry["method"]["method"] == "lora"
+    if not plain:
+        code = (f"from adapterxfer.modules import load_trained\n{get}"
+                f"model = load_trained(path, model={base!r}).model  # its intermediates: pull them too, or set "
+                f"ADAPTERXFER_HUB={hub}")
+    elif entry["method"]["backend"] == "peft":
         fmt = heads[0][1] if heads else {"format": "classification", "labels": []}
         auto = AUTO_CLASSES[fmt["format"]]
-        labels = f", num_labels={len(fmt['labels'])}" if fmt.get("labels") else ""
-        code = (f"from peft import PeftModel\nfrom transformers import {auto}\n{get}"
-                f"base = {auto}.from_pretrained({base!r}{labels})\nmodel = PeftModel.from_pretrained(base, path)")
+        labels = (f", id2label={dict(enumerate(fmt['labels']))!r}, label2id="
+                  f"{ {n: i for i, n in enumerate(fmt['labels'])}!r}") if fmt.get("labels") else ""
+        code = f"from peft import PeftModel\nfrom transformers import {auto}\n{get}"
+        code += f"base = {auto}.from_pretrained({base!r}{labels})\n"
+        if inters:  # stacked: trained on W + dW_inter
+            code = code.replace("from peft import PeftModel\n", PEFT_MERGE)
+            code += "".join(f"base = merged(base, inter{i})\n" for i in range(len(inters)))
+        code += "model = PeftModel.from_pretrained(base, path)"
     else:
-        code = (f"from adapters import AutoAdapterModel\n{get}model = AutoAdapterModel.from_pretrained({base!r})\n"
-                f"name = model.load_adapter(path, use_safetensors=True, set_active=True)")
-        if len(heads) > 1:
-            code += "".join(f"\nmodel.load_head(path + '/heads/{h}', use_safetensors=True)" for h, _ in heads)
+        blocks = "" if lora else {"fuse": ", Fuse, Stack", "stack": ", Stack"}.get(comp["compose"], "")
+        code = f"from adapters import AutoAdapterModel{blocks}\n{get}"
+        code += f"model = AutoAdapterModel.from_pretrained({base!r})\n"
+        names = [f"inter{i}_{item['task']}" for i, item in enumerate(comp["intermediates"])]
+        code += "".join(f"model.load_adapter(inter{i}, with_head=False, load_as={n!r}, use_safetensors=True)\n"
+                        for i, n in enumerate(names))
+        if inters and lora:  # adapters' Stack chains LoRA deltas: the intermediate goes into the weights instead
+            code = code.replace("\n", "\nfrom adapters.methods.lora import LoRALayer\n", 1)
+            code += "".join(ADAPTERS_MERGE.format(name=n) for n in names)
+        if comp["compose"] == "fuse":
+            code += "model.load_adapter_fusion(path + '/fusion', use_safetensors=True)\n"
+        code += "name = model.load_adapter(path, use_safetensors=True, set_active=True)"
+        code += "".join(f"\nmodel.load_head(path + '/heads/{h}', use_safetensors=True)" for h, _ in heads
+                        if len(heads) > 1)
+        if inters and not lora:
+            under = f"Fuse{tuple(names)!r}" if comp["compose"] == "fuse" else repr(names[0])
+            code += f"\nmodel.set_active_adapters(Stack({under}, name))  # the intermediates under it, as trained"
     if entry["kind"] == "intermediate":
         use = (f"ADAPTERXFER_HUB={hub} adapterxfer train-target xnli --stack hub:{ref} --model {base} "
                f"--output runs/{entry['name']}-xnli")
     else:
         use = (f"ADAPTERXFER_HUB={hub} adapterxfer evaluate hub:{ref} --data-dir ./download "
                f"--output results/{entry['name']}")
-    return {"pull": f"adapterxfer hub pull {ref} --hub {hub}", "use": use, "python": code}
+    org_hub = "hf://" + hub.removeprefix("hf://").split("/")[0] if hub.startswith("hf://") else hub  # hf://org/repo
+    pull = "\n".join([f"adapterxfer hub pull {ref} --hub {hub}", *(f"adapterxfer hub pull {r} --hub {org_hub}"
+                                                                    for r in inters)])
+    return {"pull": pull, "use": use, "python": code, "plain": plain}
+
+
+#: peft: a LoRA intermediate folded into the base weights, its own head left out (as adapterxfer stacks it)
+PEFT_MERGE = """from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+from safetensors.torch import load_file
+
+
+def merged(base, inter):  # W + dW_inter: the intermediate LoRA folded into the weights, its head left out
+    config = LoraConfig.from_pretrained(inter)
+    config.modules_to_save = config.task_type = None
+    lora = get_peft_model(base, config)
+    weights = load_file(inter + '/adapter_model.safetensors')
+    set_peft_model_state_dict(lora, {k: v for k, v in weights.items() if 'lora_' in k})
+    return lora.merge_and_unload()
+
+"""
+#: adapters: the same for a LoRA intermediate; a layer that knows of a merged LoRA would skip every other one
+ADAPTERS_MERGE = """for layer in model.modules():  # fold {name} into the weights for good (W + dW_inter)
+    if isinstance(layer, LoRALayer) and {name!r} in layer.loras:
+        layer.merge_adapter({name!r})
+        layer.merged = None  # else adapters would skip the target LoRA on this layer
+model.delete_adapter({name!r})
+"""
 
 
 def render(entry: dict, hub: str) -> tuple[str, str]:
