@@ -89,10 +89,8 @@ def available_languages(spec: TaskSpec, split: str, data_dir: str | Path | None 
     per_lang = any("{lang}" in s.files[split] for s in sources if s.files)
 
     def present(lang: str) -> bool:
-        if split == "dev" and lang in spec.no_dev:
-            return False
-        if data_dir is None:
-            return all(s.hf_path for s in sources)
+        if data_dir is None:  # the Hub's copy lacks some languages' dev split (a local file may have one)
+            return all(s.hf_path for s in sources) and not (split == "dev" and lang in spec.no_dev)
         sides = (lang, "en") if spec.format == "retrieval" else (None,)
         return all(_find_local(s, split, name, data_dir, lang, side) is not None
                    for s in _sources(spec, split, lang) for name in s.splits[split] for side in sides)

@@ -86,7 +86,7 @@ class TaskSpec:
     max_length: int = 256
     members: tuple[str, ...] = ()  # multi-task: the member task names
     pad_choices: bool = False  # multiple choice: fewer than num_choices choices get copies of a wrong one
-    no_dev: tuple[str, ...] = ()  # target tasks: languages without a dev set, in any source (test only)
+    no_dev: tuple[str, ...] = ()  # target tasks: languages without a dev split on the Hub (test only)
 
     @property
     def kind(self) -> str:
