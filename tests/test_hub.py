@@ -256,6 +256,33 @@ def test_the_card_of_a_composed_target_loads_it_in_plain_libraries(kind, trained
     assert [id2label[i] for i in range(len(labels))] == labels
 
 
+def test_the_card_of_a_multi_task_module_loads_every_head_in_plain_adapters(tiny_model_dir, synthetic_data, tmp_path,
+                                                                             monkeypatch):
+    """A multi-task module's card loads each task's head and says to name one per call: each gives the logits of
+    adapterxfer's own loading for that task."""
+    import adapterxfer.tasks as tasks
+    from adapterxfer.modules import load_trained
+
+    monkeypatch.setitem(tasks.TASKS, "multi", tasks.TaskSpec(name="multi", format="multi", metric="average",
+                                                             sources=(), members=("mnli", "ccg")))
+    train(TrainConfig.load(None, task="multi", model=str(tiny_model_dir), data_dir=str(synthetic_data),
+                           output=str(tmp_path / "multi"), cache_dir=str(tmp_path / "cache"), max_steps=2,
+                           batch_size=8, max_length=64, lr=3e-2), progress=False, log=lambda *_: None)
+    cli("hub", "push", tmp_path / "multi", "--hub", tmp_path / "hub", "--name", "multi")
+    entry = tmp_path / "hub" / "modules" / "multi" / "1"
+    readme = next(entry / n for n in ("MODEL_CARD.md", "README.md") if (entry / n).is_file()).read_text()
+    code = readme.split("```python\n")[1].split("```")[0]
+    assert re.search(r"^# a head per task: .*model\(\*\*batch, head='(mnli|ccg)'\)$", code, re.M)
+    scope = {}
+    exec(code.replace(next(line for line in code.splitlines() if line.startswith("path = ")),
+                      f"path = {str(entry)!r}"), scope)
+    ours = load_trained(entry)
+    with torch.no_grad():
+        for head in ("mnli", "ccg"):
+            plain = scope["model"].eval()(**BATCH, head=head).logits
+            assert torch.allclose(plain, ours.forward(head, dict(BATCH)).logits, atol=1e-5)
+
+
 def test_a_fully_fine_tuned_model_is_refused_by_name(tiny_model_dir, synthetic_data, tmp_path):
     cfg = TrainConfig.load(None, task="mnli", model=str(tiny_model_dir), data_dir=str(synthetic_data / "mnli"),
                            output=str(tmp_path / "full"), cache_dir=str(tmp_path / "cache"), max_steps=1,

@@ -182,8 +182,9 @@ def usage(entry: dict, hub: str) -> dict:
         if comp["compose"] == "fuse":
             code += "model.load_adapter_fusion(path + '/fusion', use_safetensors=True)\n"
         code += "name = model.load_adapter(path, use_safetensors=True, set_active=True)"
-        code += "".join(f"\nmodel.load_head(path + '/heads/{h}', use_safetensors=True)" for h, _ in heads
-                        if len(heads) > 1)
+        if len(heads) > 1:  # a multi-task module: the active head is the last one loaded
+            code += "".join(f"\nmodel.load_head(path + '/heads/{h}', use_safetensors=True)" for h, _ in heads)
+            code += f"\n# a head per task: name one in each call, e.g. model(**batch, head={heads[0][0]!r})"
         if inters and not lora:
             under = f"Fuse{tuple(names)!r}" if comp["compose"] == "fuse" else repr(names[0])
             code += f"\nmodel.set_active_adapters(Stack({under}, name))  # the intermediates under it, as trained"
