@@ -87,9 +87,11 @@ def training_options(fn):
         click.option("--max-steps", type=int, help="Stop after N optimizer steps (overrides --epochs)."),
         click.option("--lr", type=float, help="Learning rate [1e-4 adapters, 5e-4 LoRA, 2e-5 full]."),
         click.option("--batch-size", type=int, help="Examples per micro-batch [32]."),
-        click.option("--grad-accum", type=int, help="Micro-batches per optimizer step [1]."),
+        click.option("--grad-accum", type=int, help="Micro-batches per optimizer step [1]; its loss is the mean of"
+                     " their mean losses (as in HF Trainer and jiant)."),
         click.option("--warmup-ratio", type=float, help="Share of steps with linear warmup [0.1]."),
-        click.option("--weight-decay", type=float, help="AdamW weight decay [0]."),
+        click.option("--weight-decay", type=float, help="AdamW weight decay [0], on every trainable weight (biases"
+                     " and fusion weights too)."),
         click.option("--max-length", type=int, help="Max tokens [256; 384 for QA]."),
         click.option("--doc-stride", type=int, help="QA window overlap [128]."),
         click.option("--seed", type=int, help="Random seed [42]."),

@@ -498,6 +498,7 @@ def _train(cfg: TrainConfig, overwrite: bool, resume: bool, progress: bool, log)
     plans: dict[int, list] = {}
     bar = tqdm(total=total, initial=state["step"], disable=not progress, desc=f"train {spec.name}", unit="step")
     running, seen, t0 = torch.zeros((), device=device), 0, time.perf_counter()
+    logged = state["step"]  # the step of the last loss logged: a resumed run sums its losses from there
     backend.model.train()
     while state["step"] < total:
         epoch, k = divmod(state["step"], steps_per_epoch)
@@ -521,7 +522,7 @@ def _train(cfg: TrainConfig, overwrite: bool, resume: bool, progress: bool, log)
         step = state["step"]
         bar.update(1)
         if step % cfg.log_steps == 0 or step == total:
-            n = cfg.log_steps if step % cfg.log_steps == 0 else step % cfg.log_steps
+            n, logged = step - logged, step
             elapsed = time.perf_counter() - t0
             loss_sum, seen_sum = distributed.total(torch.stack([running, torch.tensor(float(seen), device=device)]))
             entry = {"step": step, "epoch": round(step / steps_per_epoch, 3), "loss": loss_sum.item() / n,

@@ -219,3 +219,33 @@ def test_packed_prediction_batches_give_the_same_outputs_in_fewer_forwards(tiny_
     for a, b in zip(plain, packed):
         for x, y in zip(a if fmt == "span_qa" else [a], b if fmt == "span_qa" else [b]):
             assert x.shape == y.shape and torch.allclose(x, y, atol=1e-5)
+
+
+def test_resume_mid_log_interval_logs_the_mean_loss_of_its_steps(tmp_path, tiny_model_dir, synthetic_data,
+                                                                 monkeypatch, one_thread):
+    import adapterxfer.training as training
+
+    settings = {"max_steps": 6, "save_steps": 3, "log_steps": 2, "eval_steps": 0, "train_size": 64}
+    # log_steps changes nothing that is learnt: the straight run logs every step's loss
+    straight, _, log_a = run(tmp_path, tiny_model_dir, synthetic_data, "mnli", "straight",
+                             **{**settings, "log_steps": 1})
+    real = training.save_checkpoint
+
+    def interrupt(*args, **kw):
+        real(*args, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, tiny_model_dir, synthetic_data, "mnli", "resumed", **settings)
+    monkeypatch.setattr(training, "save_checkpoint", real)
+    cfg = TrainConfig.load(None, task="mnli", model=str(tiny_model_dir), data_dir=str(synthetic_data / "mnli"),
+                           output=str(tmp_path / "resumed"), cache_dir=str(tmp_path / "cache"), **{**FAST, **settings})
+    resumed = train(cfg, resume=True, progress=False, log=lambda *_: None)
+    log_b = [json.loads(l) for l in (resumed / "train_log.jsonl").read_text().splitlines()]
+    a, b = load_file(str(straight / "adapter.safetensors")), load_file(str(resumed / "adapter.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on the CPU
+    each = losses(log_a)
+    assert [e["step"] for e in log_b if "loss" in e] == [2, 4, 6]
+    # resumed from step 3, step 4's entry is step 4's loss alone (it was halved); step 6's the mean of 5 and 6
+    assert losses(log_b) == pytest.approx([(each[0] + each[1]) / 2, each[3], (each[4] + each[5]) / 2], rel=1e-5)
