@@ -90,8 +90,8 @@ def training_options(fn):
         click.option("--grad-accum", type=int, help="Micro-batches per optimizer step [1]; its loss is the mean of"
                      " their mean losses (as in HF Trainer and jiant)."),
         click.option("--warmup-ratio", type=float, help="Share of steps with linear warmup [0.1]."),
-        click.option("--weight-decay", type=float, help="AdamW weight decay [0], on every trainable weight (biases"
-                     " and fusion weights too)."),
+        click.option("--weight-decay", type=float, help="AdamW weight decay [0] of the trainable weights; biases"
+                     " and layer norms are exempt, as in HF Trainer and jiant."),
         click.option("--max-length", type=int, help="Max tokens [256; 384 for QA]."),
         click.option("--doc-stride", type=int, help="QA window overlap [128]."),
         click.option("--seed", type=int, help="Random seed [42]."),

@@ -452,7 +452,7 @@ def _train(cfg: TrainConfig, overwrite: bool, resume: bool, progress: bool, log)
     elif device.type == "cuda" and not cfg.gradient_checkpointing:
         log("hint: --compile made XLM-R Large steps 2.8x faster on a GPU, where an eager step waits on the "
             "host's Python (BENCHMARKS.md, 'On a GPU')")
-    optimizer = torch.optim.AdamW(params.values(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+    optimizer = torch.optim.AdamW(decay_groups(backend.model, params, cfg.weight_decay), lr=cfg.learning_rate,
                                   fused=device.type == "cuda")
     if accelerator.scaler is not None:  # fp16: backward scales the loss, so steps go through the scaler (unscale,
         optimizer = accelerator.prepare_optimizer(optimizer, device_placement=False)  # skip overflowing steps)
@@ -467,7 +467,11 @@ def _train(cfg: TrainConfig, overwrite: bool, resume: bool, progress: bool, log)
         with torch.no_grad():
             for n, p in params.items():
                 p.copy_(trainable[n])
-        optimizer.load_state_dict(training["optimizer"])
+        try:
+            optimizer.load_state_dict(training["optimizer"])
+        except ValueError as e:  # another grouping of the parameters: written by an older adapterxfer
+            raise UserError(f"--resume: the checkpoint's optimizer state does not fit this version's ({e}); start "
+                            f"again with --overwrite") from None
         scheduler.load_state_dict(training["scheduler"])
         set_rng_state(training["ranks"][rank] if "ranks" in training else training, device)
         state.update({k: meta[k] for k in ("step", "best_metric", "best_step", "history")}, best_state=best)
@@ -564,6 +568,15 @@ def _train(cfg: TrainConfig, overwrite: bool, resume: bool, progress: bool, log)
                                if state["best_metric"] is not None else "(no dev set: the last state)"))
     accelerator.wait_for_everyone()  # the others return once the module is published
     return out
+
+
+def decay_groups(model: torch.nn.Module, params: dict[str, torch.nn.Parameter], weight_decay: float) -> list[dict]:
+    """AdamW's parameter groups as Hugging Face's Trainer makes them: biases and layer-norm weights without
+    weight decay, every other trainable weight (adapter, LoRA, head, fusion) with ``weight_decay``."""
+    norms = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm) for p in m.parameters(recurse=False)}
+    exempt = {n for n, p in params.items() if n.endswith("bias") or id(p) in norms}
+    return [{"params": [p for n, p in params.items() if n not in exempt], "weight_decay": weight_decay},
+            {"params": [p for n, p in params.items() if n in exempt], "weight_decay": 0.0}]
 
 
 def to_device(batch: dict, device: torch.device) -> dict:

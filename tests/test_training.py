@@ -202,6 +202,25 @@ def test_train_size_subsamples_and_is_recorded(tmp_path, tiny_model_dir, synthet
                for line in lines)
 
 
+def test_weight_decay_spares_biases_and_layer_norms_as_hf_trainer_does(tiny_model_dir):
+    """One AdamW step with zero gradients only decays: every weight shrinks by lr x weight_decay, except biases
+    and layer-norm weights (full fine-tuning: every kind of parameter trains)."""
+    from adapterxfer.training import decay_groups
+
+    backend = modules.build(str(tiny_model_dir), "mnli", modules.MethodConfig(method="full"),
+                            [modules.HeadSpec("mnli", "classification", ["e", "n", "c"])])
+    params = backend.trainable_parameters()
+    before = {n: p.detach().clone() for n, p in params.items()}
+    optimizer = torch.optim.AdamW(decay_groups(backend.model, params, 0.5), lr=0.2)
+    for p in params.values():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    exempt = {n for n, p in params.items() if torch.equal(p, before[n])}
+    assert exempt == {n for n in params if n.endswith("bias") or "LayerNorm" in n}
+    assert any("LayerNorm.weight" in n for n in exempt) and any("head" in n for n in set(params) - exempt)
+    assert all(torch.allclose(p, before[n] * 0.9) for n, p in params.items() if n not in exempt)
+
+
 @pytest.mark.parametrize("fmt", ["tagging", "span_qa"])
 def test_packed_prediction_batches_give_the_same_outputs_in_fewer_forwards(tiny_model_dir, fmt):
     backend = modules.build(str(tiny_model_dir), "t", modules.MethodConfig(),
