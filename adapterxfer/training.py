@@ -29,9 +29,10 @@ from .sampling import subsample
 CARD = "adapterxfer.json"
 DEFAULT_LR = {"lora": 5e-4, "full": 2e-5}  # adapters: 1e-4
 DEFAULT_CACHE = Path.home() / ".cache" / "adapterxfer" / "features"
-#: Settings that change speed and memory, not what is learnt (a bf16 base under bf16 autocast feeds the
-#: matrix products the same bf16 weights; compiled dropout draws other masks of the same distribution):
-#: a run may resume with others, and grid cells ignore them.
+#: Settings that change speed and memory, not the method: the numbers only by rounding (a bf16 base under bf16
+#: autocast feeds the matrix products the same bf16 weights, and rounds its layer-norm weights and embeddings
+#: too; compiled dropout draws other masks of the same distribution): a run may resume with others, and grid
+#: cells ignore them.
 SPEED_SETTINGS = ("base_dtype", "gradient_checkpointing", "compile")
 
 
