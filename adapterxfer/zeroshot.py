@@ -66,10 +66,11 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     if labels_dir and not Path(labels_dir).is_dir():
         raise UserError(f"--labels {labels_dir} is not a folder")
     ops = perturb.parse(perturbations)
-    if labels_dir and data_dir and _moves_labels(spec, ops) and any(split in s.unlabelled for s in spec.sources):
+    if data_dir and _moves_labels(spec, ops) and any(split in s.unlabelled for s in spec.sources):
         raise UserError(f"--perturb {', '.join(op.name for op in ops if op.name in perturb.WORD_OPS)}: on "
                         f"{spec.name} a word operation moves each tag with its token, and the {split} files carry "
-                        f"no tags to move, so --labels cannot score it; use character operations or --split dev")
+                        f"no tags to move, so no gold (--labels or later) could be lined up with its predictions; "
+                        f"use character operations or --split dev")
     out = Path(output)
     if spec.format == "retrieval":
         encoder = modules.load_encoder(model, module_dir if card else None)

@@ -97,11 +97,14 @@ def test_tagging_tokens_with_spaces_keep_their_tags(op):
         assert out["tokens"][-1] == "?"
 
 
-def test_word_operations_on_unlabelled_tagging_files_are_refused_with_labels(tmp_path):
-    """XTREME's PAN-X test files carry no tags to move with the tokens: --labels cannot score word noise."""
+@pytest.mark.parametrize("labels", [True, False])
+def test_word_operations_on_unlabelled_tagging_files_are_refused(tmp_path, labels):
+    """XTREME's PAN-X test files carry no tags to move with the tokens: no gold, given now (--labels) or later,
+    could be lined up with predictions on word-level noise."""
     download = synthetic.write_xtreme(tmp_path / "download", tasks=["panx"], n_train=4, n_dev=2, n_test=2)
     (tmp_path / "labels").mkdir()
-    run = dict(task="panx", model="m", split="test", data_dir=str(download), labels_dir=str(tmp_path / "labels"))
+    run = dict(task="panx", model="m", split="test", data_dir=str(download),
+               labels_dir=str(tmp_path / "labels") if labels else None)
     with pytest.raises(UserError, match="--perturb word_drop: on panx a word operation moves each tag with its token"):
         evaluate_run(None, str(tmp_path / "out"), perturbations=["char_swap:0.1", "word_drop:0.1"], **run)
     assert not (tmp_path / "out").exists()
