@@ -231,13 +231,18 @@ def score_cmd(pred_dir, label_dir, tasks, as_json, benchmark):
     """
     import json
 
-    from .score import markdown_scores, score_folder
+    from .score import benchmark_average, markdown_scores, score_folder
+    from .tasks import get_benchmark
 
     scores = score_folder(pred_dir, label_dir, list(tasks) or None, benchmark)
     if as_json:
         click.echo(json.dumps(scores, ensure_ascii=False))
     else:
         click.echo(markdown_scores(scores))
+        if (overall := benchmark_average(scores, benchmark)) is not None:
+            bench = get_benchmark(benchmark)
+            click.echo(f"\n{bench.title} average over its {len(bench.tasks)} tasks: {overall[0]:.2f}"
+                       + ("" if overall[1] else " (some tasks lack languages: not the benchmark's number)"))
     for warning in scores.warnings:
         click.echo(f"warning: {warning}", err=True)
 

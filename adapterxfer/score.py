@@ -291,6 +291,18 @@ def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str], 
     return {**averages, **per_lang}
 
 
+def benchmark_average(scores: dict, benchmark: str = "xtreme") -> tuple[float, bool] | None:
+    """``(average, complete)``: the mean of the headline scores (``avg_metric``) of every task of ``benchmark``,
+    as ``report``'s average column; None unless every task was scored. ``complete``: every task scored all of
+    its languages (else the average is not the benchmark's number)."""
+    bench = get_benchmark(benchmark)
+    if not all(task in scores for task in bench.tasks):
+        return None
+    complete = all(set(bench.languages(t)) <= {k for k, v in scores[t].items() if isinstance(v, dict)}
+                   for t in bench.tasks)
+    return mean([scores[t]["avg_metric"] for t in bench.tasks]), complete
+
+
 def markdown_scores(scores: dict) -> str:
     """A markdown table per task: one row per language, the averages last."""
     blocks = []

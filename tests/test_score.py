@@ -110,6 +110,34 @@ def test_score_folder_all_nine_tasks(folders):
     assert_close(scores, EXPECTED)
 
 
+def test_score_prints_the_benchmark_average_once_every_task_is_scored(folders):
+    """The mean of the nine tasks' headline scores, hand-computed from EXPECTED's fractions; the fixture
+    lacks languages, so the line says it is not XTREME's number; with one task left out there is no line."""
+    from click.testing import CliRunner
+
+    from adapterxfer.cli import main
+    headline = [87.5, 200 / 3, 400 / 7, 175 / 3, 140 / 3, 575 / 7, 62.5, 400 / 7, 75.0]  # XTREME's task order
+    result = CliRunner().invoke(main, ["score", *map(str, folders)])
+    assert result.exit_code == 0, result.output
+    assert (f"XTREME average over its 9 tasks: {sum(headline) / 9:.2f} (some tasks lack languages: not the "
+            f"benchmark's number)") in result.stdout
+    tasks = [a for t in BENCHMARKS["xtreme"].tasks[1:] for a in ("--task", t)]
+    assert "average over its" not in CliRunner().invoke(main, ["score", *map(str, folders), *tasks]).stdout
+
+
+def test_benchmark_average_is_complete_only_with_every_language():
+    from adapterxfer.score import benchmark_average
+
+    bench = BENCHMARKS["xtreme-r"]
+    scores = {t: {"avg_metric": float(i), **{lang: {"accuracy": 1.0} for lang in bench.languages(t)}}
+              for i, t in enumerate(bench.tasks)}
+    assert benchmark_average(scores, "xtreme-r") == (sum(range(len(bench.tasks))) / len(bench.tasks), True)
+    del scores["panx"]["az"]
+    assert benchmark_average(scores, "xtreme-r")[1] is False
+    del scores["panx"]
+    assert benchmark_average(scores, "xtreme-r") is None
+
+
 def test_warnings_report_unanswered_questions_and_missing_languages(folders):
     warnings = score_folder(*folders).warnings
     unanswered = [w for w in warnings if "unanswered" in w]
