@@ -83,8 +83,7 @@ def _word_ranges(word_ids: list, n_words: int, budget: int) -> list[tuple[int, i
         if word is not None:
             sizes[word] += 1
     ranges, start, used = [], 0, 0
-    for w, size in enumerate(sizes):
-        size = max(1, size)
+    for w, size in enumerate(sizes):  # every word has a sub-word (word_windows reads a dropped one as <unk>)
         if w > start and used + size > budget:
             ranges.append((start, w))
             start, used = w, 0

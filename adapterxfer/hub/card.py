@@ -143,8 +143,8 @@ def usage(entry: dict, hub: str) -> dict:
     fusion = entry.get("hyperparameters", {}).get("fusion", "dynamic")
     plain = not (comp["compose"] == "fuse" and fusion == "light")  # light fusion: mixing weights of our own
     fetched = [("path", ref), *((f"inter{i}", r) for i, r in enumerate(inters) if plain)]
+    org = hub.removeprefix("hf://").split("/")[0]  # hf://org/repo: every entry is a repository of org
     if hub.startswith("hf://"):  # plain libraries fetch the tagged version themselves
-        org = hub.removeprefix("hf://").split("/")[0]
         get = "from huggingface_hub import snapshot_download\n\n" + "".join(
             f"{var} = snapshot_download({org + '/' + r.split('@')[0]!r}, revision='v{r.split('@')[1]}')\n"
             for var, r in fetched)
@@ -194,7 +194,7 @@ def usage(entry: dict, hub: str) -> dict:
     else:
         use = (f"ADAPTERXFER_HUB={hub} adapterxfer evaluate hub:{ref} --data-dir ./download "
                f"--output results/{entry['name']}")
-    org_hub = "hf://" + hub.removeprefix("hf://").split("/")[0] if hub.startswith("hf://") else hub  # hf://org/repo
+    org_hub = f"hf://{org}" if hub.startswith("hf://") else hub
     pull = "\n".join([f"adapterxfer hub pull {ref} --hub {hub}", *(f"adapterxfer hub pull {r} --hub {org_hub}"
                                                                     for r in inters)])
     return {"pull": pull, "use": use, "python": code, "plain": plain}
