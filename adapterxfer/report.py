@@ -222,7 +222,8 @@ def csv_text(table: Table, intervals: dict | None = None, model: str | None = No
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     keys = ("mean", "std", "delta", "seeds", "missing") + (("ci_low", "ci_high", "significant") if intervals else ())
-    w.writerow(["model"] * bool(model) + ["row"] + [f"{c}_{k}" for c in table.columns for k in keys])
+    names = [f"{table.benchmark.replace('-', '_')}_avg" if c == AVERAGE else c for c in table.columns]
+    w.writerow(["model"] * bool(model) + ["row"] + [f"{c}_{k}" for c in names for k in keys])
     for row in table.rows:
         values = [model] * bool(model) + [row]
         for column in table.columns:

@@ -96,6 +96,18 @@ def test_every_number_is_the_mean_std_and_delta_of_the_seeds(tmp_path):
     assert not result["notes"] and (tmp_path / "report" / "deltas.png").stat().st_size > 1000
 
 
+def test_the_csv_average_column_is_named_for_the_benchmark(tmp_path):
+    make_run(tmp_path, targets=("xnli", "panx"))
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    plan["recipe"]["benchmark"] = "xtreme-r"
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    write_report(tmp_path)
+    row = rows(tmp_path)["baseline"]
+    assert "xtreme_avg_mean" not in row
+    assert float(row["xtreme_r_avg_mean"]) == pytest.approx(statistics.mean(
+        statistics.mean(score("baseline", t, s) for t in ("xnli", "panx")) for s in SEEDS))
+
+
 def test_missing_cells_are_named_not_averaged_over(tmp_path):
     make_run(tmp_path, skip={("mnli", "xnli", 2)}, unlabelled={("mnli", "tatoeba", 1)},
              partial={("baseline", "udpos", 1)})
