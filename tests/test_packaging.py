@@ -1,0 +1,28 @@
+"""The built wheel holds every file of the package tree: what the code opens beside itself (the hub's
+schema.json and page templates) is there after a plain, non-editable ``pip install``."""
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def package_files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in (root / "adapterxfer").rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts}
+
+
+def test_the_wheel_ships_every_file_of_the_package(tmp_path):
+    src = tmp_path / "src"  # a copy, so that the build leaves nothing in the checkout
+    shutil.copytree(ROOT / "adapterxfer", src / "adapterxfer", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "dist").glob("adapterxfer-*.whl")
+    shipped = {n for n in zipfile.ZipFile(wheel).namelist() if not n.split("/")[0].endswith(".dist-info")}
+    assert {"adapterxfer/hub/schema.json", "adapterxfer/hub/templates/base.html"} <= package_files(src)
+    assert sorted(package_files(src) - shipped) == []
