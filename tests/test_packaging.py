@@ -1,5 +1,8 @@
 """The built wheel holds every file of the package tree: what the code opens beside itself (the hub's
 schema.json and page templates) is there after a plain, non-editable ``pip install``."""
+import ast
+import importlib.metadata
+import re
 import shutil
 import subprocess
 import sys
@@ -26,3 +29,25 @@ def test_the_wheel_ships_every_file_of_the_package(tmp_path):
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if not n.split("/")[0].endswith(".dist-info")}
     assert {"adapterxfer/hub/schema.json", "adapterxfer/hub/templates/base.html"} <= package_files(src)
     assert sorted(package_files(src) - shipped) == []
+
+
+def imported_modules(root: Path) -> set[str]:
+    """The top-level names of the absolute imports in the Python files below ``root``."""
+    names = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_distribution_the_code_imports_is_a_declared_dependency():
+    """Not only through another package's dependencies, which may change under us."""
+    canonical = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731
+    block = re.search(r"^dependencies = \[(.*?)^\]", (ROOT / "pyproject.toml").read_text(), re.M | re.S)[1]
+    declared = {canonical(re.match(r"[\w.-]+", spec)[0]) for spec in re.findall(r'"([^"]+)"', block)}
+    third_party = imported_modules(ROOT / "adapterxfer") - set(sys.stdlib_module_names) - {"adapterxfer"}
+    dists = importlib.metadata.packages_distributions()
+    assert sorted({canonical(d) for name in third_party for d in dists[name]} - declared) == []
