@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -17,18 +19,30 @@ def package_files(root: Path) -> set[str]:
             if p.is_file() and "__pycache__" not in p.parts}
 
 
-def test_the_wheel_ships_every_file_of_the_package(tmp_path):
-    src = tmp_path / "src"  # a copy, so that the build leaves nothing in the checkout
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(a copy of the package tree, the wheel built from it, the build's output)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"  # a copy, so that the build leaves nothing in the checkout
     shutil.copytree(ROOT / "adapterxfer", src / "adapterxfer", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src)
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                            "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
-    (wheel,) = (tmp_path / "dist").glob("adapterxfer-*.whl")
+    (wheel,) = (tmp / "dist").glob("adapterxfer-*.whl")
+    return src, wheel, build.stdout + build.stderr
+
+
+def test_the_wheel_ships_every_file_of_the_package(built):
+    src, wheel, _ = built
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if not n.split("/")[0].endswith(".dist-info")}
     assert {"adapterxfer/hub/schema.json", "adapterxfer/hub/templates/base.html"} <= package_files(src)
     assert sorted(package_files(src) - shipped) == []
+
+
+def test_the_build_uses_nothing_setuptools_has_dated_the_end_of(built):
+    assert "SetuptoolsDeprecationWarning" not in built[2]
 
 
 def imported_modules(root: Path) -> set[str]:
