@@ -1,5 +1,6 @@
-"""The built wheel holds every file of the package tree: what the code opens beside itself (the hub's
-schema.json and page templates) is there after a plain, non-editable ``pip install``."""
+"""Packaging: the built wheel holds every file of the package tree (what the code opens beside itself, the
+hub's schema.json and page templates, is there after a plain, non-editable ``pip install``), the build
+uses nothing setuptools will drop, and every distribution the code imports is a declared dependency."""
 import ast
 import importlib.metadata
 import re
