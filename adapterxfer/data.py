@@ -217,12 +217,16 @@ def read_jsonl(path: Path):
             yield f"{path}:{i}", row
 
 
-def read_json(path: Path):
+def _load_json(path: Path):
     with _open(path) as f:
         try:
-            data = json.load(f)
+            return json.load(f)
         except json.JSONDecodeError as e:
             raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def read_json(path: Path):
+    data = _load_json(path)
     rows = data.get("data", data) if isinstance(data, dict) else data
     if not isinstance(rows, list):
         raise UserError(f"{path}: expected a JSON list of rows (or {{'data': [...]}})")
@@ -316,11 +320,7 @@ def read_tsv(path: Path, columns, labelled: bool = True):
 def read_squad(path: Path):
     """SQuAD-format JSON (``data`` / ``paragraphs`` / ``qas``) as rows shaped like the Hub's SQuAD:
     ``{"id", "title", "context", "question", "answers": {"text": [...], "answer_start": [...]}}``."""
-    with _open(path) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    data = _load_json(path)
     try:
         for a, article in enumerate(data["data"]):
             for p, paragraph in enumerate(article["paragraphs"]):

@@ -273,7 +273,7 @@ def test_tatoeba_indices_compare_as_text_as_xtreme(folders):
 
 def test_bad_json(folders):
     preds, labels = folders
-    put(preds, "xquad", "en", '{\n"q1": "x",\n}', "json")
+    put(preds, "xquad", "en", '{\n"q1": "x",\n"q2" "y"}', "json")  # no trailing comma: 3.13 reports it on line 2
     one_line_error(r"xquad/test-en\.json:3: invalid JSON", preds, labels)
     put(preds, "xquad", "en", '{"q1": ["x"]}', "json")
     one_line_error(r"xquad/test-en\.json: expected a JSON object \{question_id: answer_text\}", preds, labels)
