@@ -28,7 +28,7 @@ def built(tmp_path_factory):
     shutil.copytree(ROOT / "adapterxfer", src / "adapterxfer", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src)
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps",
                             "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp / "dist").glob("adapterxfer-*.whl")
