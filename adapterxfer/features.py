@@ -6,6 +6,7 @@ made at collation, so padding is never stored and every batch is padded only to 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -107,7 +108,11 @@ def segments(enc, i: int) -> dict:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
+    """The tokenizer's vocabulary and rules, without the truncation and padding that its last call left set
+    (every call here passes its own): else a cache key would depend on what the process tokenised before."""
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    state.pop("truncation", None), state.pop("padding", None)
+    return sha256_json(state)[:16]
 
 
 def cached_tokenize(cache_dir: str | Path | None, key: dict, fmt: str, examples: list[dict], tokenizer,
@@ -128,8 +133,10 @@ def cached_tokenize(cache_dir: str | Path | None, key: dict, fmt: str, examples:
     feats = tokenize(fmt, examples, tokenizer, max_length, **kw)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     datasets.Dataset.from_list(feats).save_to_disk(str(tmp))
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
+    try:
+        os.rename(tmp, path)  # never over a finished entry, which another process may be reading
+    except OSError:  # another process (a grid cell on the same data) published the same features meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
     return feats
 
 

@@ -1,5 +1,6 @@
 """Batching and padding: every example once, little padding, first-sub-word tag labels, cache reuse."""
 import random
+from pathlib import Path
 
 import torch
 
@@ -150,3 +151,48 @@ def test_sentence_pairs_carry_segment_ids_where_the_tokenizer_gives_them(tmp_pat
     xlmr = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     assert "token_type_ids" not in tokenize("classification", pairs, xlmr, 32)[0]
     assert "token_type_ids" not in collate(tokenize("classification", pairs, xlmr, 32), 1)
+
+
+def test_cache_keeps_an_entry_another_process_published_meanwhile(tmp_path, monkeypatch):
+    """Two grid cells on the same data featurise at once: the one that finishes second keeps the first one's
+    entry (a third may be reading it) instead of deleting and replacing it, and does not fail."""
+    import shutil
+
+    import datasets
+
+    import adapterxfer.features as features
+
+    monkeypatch.setattr(features, "tokenizer_fingerprint", lambda tok: "fixed")
+    real_save = datasets.Dataset.save_to_disk
+    entries = []
+
+    def save_while_another_publishes(self, path, **kw):
+        real_save(self, path, **kw)
+        entry = tmp_path / "cache" / Path(path).name.split(".tmp-")[0].lstrip(".")
+        shutil.copytree(path, entry)  # the other process's rename lands first
+        (entry / "reading").write_text("")  # ...and a reader holds it
+        entries.append(entry)
+
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", save_while_another_publishes)
+    ex = [{"tokens": ["ab"], "tags": ["X"]}]
+    feats = cached_tokenize(tmp_path / "cache", {"task": "t", "split": "train"}, "tagging", ex, SplitTokenizer(), 16,
+                            label2id={"X": 0})
+    (entry,) = entries
+    assert (entry / "reading").is_file()  # the published entry was neither removed nor replaced
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]  # no temp folder left
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", real_save)
+    assert cached_tokenize(tmp_path / "cache", {"task": "t", "split": "train"}, "tagging", ex, SplitTokenizer(), 16,
+                           label2id={"X": 0}) == feats
+
+
+def test_tokenizer_fingerprint_ignores_the_truncation_a_call_left_set(tiny_model_dir):
+    """The fast tokenizer keeps the truncation of its last call: the cache key must not depend on it, or a
+    rerun whose first entries come from the cache misses the next ones (train cached, dev tokenised again)."""
+    from transformers import AutoTokenizer
+
+    from adapterxfer.features import tokenizer_fingerprint
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    fresh = tokenizer_fingerprint(tokenizer)
+    tokenize("classification", [{"text_a": "a b", "text_b": None, "label": 0}], tokenizer, 32)
+    assert tokenizer_fingerprint(tokenizer) == fresh
