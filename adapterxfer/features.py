@@ -10,6 +10,7 @@ import json
 import os
 import random
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -131,7 +132,8 @@ def cached_tokenize(cache_dir: str | Path | None, key: dict, fmt: str, examples:
     if (path / "dataset_info.json").is_file():
         return datasets.load_from_disk(str(path)).to_list()
     feats = tokenize(fmt, examples, tokenizer, max_length, **kw)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    path.parent.mkdir(parents=True, exist_ok=True)  # a folder of its own even beside a process of the same pid
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))  # (another node, a container)
     datasets.Dataset.from_list(feats).save_to_disk(str(tmp))
     try:
         os.rename(tmp, path)  # never over a finished entry, which another process may be reading

@@ -1,6 +1,5 @@
 """Batching and padding: every example once, little padding, first-sub-word tag labels, cache reuse."""
 import random
-from pathlib import Path
 
 import torch
 
@@ -154,35 +153,35 @@ def test_sentence_pairs_carry_segment_ids_where_the_tokenizer_gives_them(tmp_pat
 
 
 def test_cache_keeps_an_entry_another_process_published_meanwhile(tmp_path, monkeypatch):
-    """Two grid cells on the same data featurise at once: the one that finishes second keeps the first one's
-    entry (a third may be reading it) instead of deleting and replacing it, and does not fail."""
-    import shutil
-
+    """Two grid cells on the same data featurise at once (on two nodes their pids may be equal): they never
+    write into the same temporary folder, and the one that finishes second keeps the first one's entry (a
+    third may be reading it) instead of deleting and replacing it, and does not fail."""
     import datasets
 
     import adapterxfer.features as features
 
     monkeypatch.setattr(features, "tokenizer_fingerprint", lambda tok: "fixed")
     real_save = datasets.Dataset.save_to_disk
-    entries = []
+    saving = []
+    ex = [{"tokens": ["ab"], "tags": ["X"]}]
+    featurise = lambda: cached_tokenize(tmp_path / "cache", {"task": "t", "split": "train"}, "tagging",  # noqa: E731
+                                        ex, SplitTokenizer(), 16, label2id={"X": 0})
 
     def save_while_another_publishes(self, path, **kw):
+        saving.append(path)
+        if len(saving) == 1:  # the other process starts and publishes meanwhile; then a reader holds the entry
+            featurise()
+            (entry,) = (tmp_path / "cache").glob("t-train-*")
+            (entry / "reading").write_text("")
         real_save(self, path, **kw)
-        entry = tmp_path / "cache" / Path(path).name.split(".tmp-")[0].lstrip(".")
-        shutil.copytree(path, entry)  # the other process's rename lands first
-        (entry / "reading").write_text("")  # ...and a reader holds it
-        entries.append(entry)
 
     monkeypatch.setattr(datasets.Dataset, "save_to_disk", save_while_another_publishes)
-    ex = [{"tokens": ["ab"], "tags": ["X"]}]
-    feats = cached_tokenize(tmp_path / "cache", {"task": "t", "split": "train"}, "tagging", ex, SplitTokenizer(), 16,
-                            label2id={"X": 0})
-    (entry,) = entries
+    feats = featurise()
+    assert len(saving) == 2 and saving[0] != saving[1]
+    (entry,) = (tmp_path / "cache").iterdir()  # no temporary folder left
     assert (entry / "reading").is_file()  # the published entry was neither removed nor replaced
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]  # no temp folder left
     monkeypatch.setattr(datasets.Dataset, "save_to_disk", real_save)
-    assert cached_tokenize(tmp_path / "cache", {"task": "t", "split": "train"}, "tagging", ex, SplitTokenizer(), 16,
-                           label2id={"X": 0}) == feats
+    assert featurise() == feats
 
 
 def test_tokenizer_fingerprint_ignores_the_truncation_a_call_left_set(tiny_model_dir):
