@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .fileio import sha256_json
+from .fileio import sha256_json, shared
 
 IGNORE = -100
 
@@ -133,7 +133,7 @@ def cached_tokenize(cache_dir: str | Path | None, key: dict, fmt: str, examples:
         return datasets.load_from_disk(str(path)).to_list()
     feats = tokenize(fmt, examples, tokenizer, max_length, **kw)
     path.parent.mkdir(parents=True, exist_ok=True)  # a folder of its own even beside a process of the same pid
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))  # (another node, a container)
+    tmp = shared(Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent)))  # (another node, a container)
     datasets.Dataset.from_list(feats).save_to_disk(str(tmp))
     try:
         os.rename(tmp, path)  # never over a finished entry, which another process may be reading

@@ -180,6 +180,8 @@ def test_cache_keeps_an_entry_another_process_published_meanwhile(tmp_path, monk
     assert len(saving) == 2 and saving[0] != saving[1]
     (entry,) = (tmp_path / "cache").iterdir()  # no temporary folder left
     assert (entry / "reading").is_file()  # the published entry was neither removed nor replaced
+    (tmp_path / "plain").mkdir()
+    assert entry.stat().st_mode == (tmp_path / "plain").stat().st_mode  # readable as the others (a shared cache)
     monkeypatch.setattr(datasets.Dataset, "save_to_disk", real_save)
     assert featurise() == feats
 
