@@ -6,15 +6,17 @@ made at collation, so padding is never stored and every batch is padded only to 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
 
 from . import __version__
-from .fileio import sha256_json
+from .fileio import sha256_json, shared
 
 IGNORE = -100
 
@@ -107,7 +109,11 @@ def segments(enc, i: int) -> dict:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
+    """The tokenizer's vocabulary and rules, without the truncation and padding that its last call left set
+    (every call here passes its own): else a cache key would depend on what the process tokenised before."""
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    state.pop("truncation", None), state.pop("padding", None)
+    return sha256_json(state)[:16]
 
 
 def cached_tokenize(cache_dir: str | Path | None, key: dict, fmt: str, examples: list[dict], tokenizer,
@@ -126,10 +132,13 @@ def cached_tokenize(cache_dir: str | Path | None, key: dict, fmt: str, examples:
     if (path / "dataset_info.json").is_file():
         return datasets.load_from_disk(str(path)).to_list()
     feats = tokenize(fmt, examples, tokenizer, max_length, **kw)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    path.parent.mkdir(parents=True, exist_ok=True)  # a folder of its own even beside a process of the same pid
+    tmp = shared(Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent)))  # (another node, a container)
     datasets.Dataset.from_list(feats).save_to_disk(str(tmp))
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
+    try:
+        os.rename(tmp, path)  # never over a finished entry, which another process may be reading
+    except OSError:  # another process (a grid cell on the same data) published the same features meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
     return feats
 
 

@@ -9,6 +9,16 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+UMASK = os.umask(0o022)  # the process's umask: there is no getter, so set it and put it back (once, at import)
+os.umask(UMASK)
+
+
+def shared(path: Path) -> Path:
+    """Give a file or folder that mkstemp/mkdtemp made private (0600/0700) the mode a plain ``open``/``mkdir``
+    gives, so that what is renamed into place reads for others as everything else does (a team's hub folder)."""
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~UMASK)
+    return path
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ""):
@@ -17,6 +27,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
+    shared(Path(tmp))
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -33,6 +33,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -614,6 +615,7 @@ def run_devices(cells: list[Cell], out: Path, devices: list[str], echo, command=
         return group[:n] if len(group) >= n else None
 
     running: list[tuple] = []
+    stop = signal.signal(signal.SIGTERM, _terminated)  # kill PID, Slurm's preemption: stop the cells too
     try:
         while pending or running:
             for cell in list(pending):
@@ -650,9 +652,16 @@ def run_devices(cells: list[Cell], out: Path, devices: list[str], echo, command=
                         f"{time.perf_counter() - start:.1f} s, device{'s' * (len(slots) > 1)} "
                         f"{','.join(devices[g] for g in slots)}")
     finally:
+        signal.signal(signal.SIGTERM, stop)
         for proc, *_ in running:
             proc.terminate()
+        for proc, *_ in running:
+            proc.wait()
     return result
+
+
+def _terminated(signum, _frame):
+    raise SystemExit(128 + signum)
 
 
 def _settle(cell: Cell, state: str, out: Path, result: Outcome, echo, how: str) -> None:

@@ -271,7 +271,7 @@ def prepare_output(cfg: TrainConfig, overwrite: bool, resume: bool, world_size: 
             raise UserError(f"{out} is already a finished module; nothing to resume (use --overwrite to retrain)")
         raise UserError(f"output {out} already exists; pass --overwrite to replace it")
     if partial.exists() and not resume:
-        if not overwrite and checkpoints(partial):  # without one, it holds no progress (it failed on its input)
+        if not overwrite and (checkpoints(partial) or (partial / CARD).is_file()):  # else it holds no progress
             raise UserError(f"an unfinished run is in {partial}; pass --resume to continue it or --overwrite "
                             f"to start again")
         shutil.rmtree(partial)

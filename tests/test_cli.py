@@ -161,6 +161,23 @@ def test_interrupted_run_then_corrupt_checkpoint(tmp_path, tiny_model_dir, synth
     monkeypatch.undo()
 
 
+def test_a_module_interrupted_while_publishing_is_kept_by_the_rerun(tmp_path, tiny_model_dir, synthetic_data,
+                                                                    monkeypatch):
+    """Killed after its checkpoints were deleted but before the rename: the same command again must not
+    throw the finished module away and train anew; --resume publishes it."""
+    out = tmp_path / "o"
+    base = args(tiny_model_dir, synthetic_data, out, "--cache-dir", tmp_path / "c", "--save-steps", "2")
+    monkeypatch.setattr(training, "replace_dir", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert invoke(*base).exit_code == 130
+    monkeypatch.undo()
+    card = (tmp_path / "o.partial" / "adapterxfer.json").read_text()
+    assert not (tmp_path / "o.partial" / "checkpoints").exists()
+    assert "unfinished run" in error_line(invoke(*base))
+    result = invoke(*base, "--resume")
+    assert result.exit_code == 0 and "finished before the interruption" in result.output
+    assert (out / "adapterxfer.json").read_text() == card
+
+
 def test_resume_needs_only_the_output_folder(tmp_path, tiny_model_dir, synthetic_data, monkeypatch):
     out = tmp_path / "o"
     monkeypatch.setattr(training, "module_card", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))

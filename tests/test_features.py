@@ -150,3 +150,50 @@ def test_sentence_pairs_carry_segment_ids_where_the_tokenizer_gives_them(tmp_pat
     xlmr = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     assert "token_type_ids" not in tokenize("classification", pairs, xlmr, 32)[0]
     assert "token_type_ids" not in collate(tokenize("classification", pairs, xlmr, 32), 1)
+
+
+def test_cache_keeps_an_entry_another_process_published_meanwhile(tmp_path, monkeypatch):
+    """Two grid cells on the same data featurise at once (on two nodes their pids may be equal): they never
+    write into the same temporary folder, and the one that finishes second keeps the first one's entry (a
+    third may be reading it) instead of deleting and replacing it, and does not fail."""
+    import datasets
+
+    import adapterxfer.features as features
+
+    monkeypatch.setattr(features, "tokenizer_fingerprint", lambda tok: "fixed")
+    real_save = datasets.Dataset.save_to_disk
+    saving = []
+    ex = [{"tokens": ["ab"], "tags": ["X"]}]
+    featurise = lambda: cached_tokenize(tmp_path / "cache", {"task": "t", "split": "train"}, "tagging",  # noqa: E731
+                                        ex, SplitTokenizer(), 16, label2id={"X": 0})
+
+    def save_while_another_publishes(self, path, **kw):
+        saving.append(path)
+        if len(saving) == 1:  # the other process starts and publishes meanwhile; then a reader holds the entry
+            featurise()
+            (entry,) = (tmp_path / "cache").glob("t-train-*")
+            (entry / "reading").write_text("")
+        real_save(self, path, **kw)
+
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", save_while_another_publishes)
+    feats = featurise()
+    assert len(saving) == 2 and saving[0] != saving[1]
+    (entry,) = (tmp_path / "cache").iterdir()  # no temporary folder left
+    assert (entry / "reading").is_file()  # the published entry was neither removed nor replaced
+    (tmp_path / "plain").mkdir()
+    assert entry.stat().st_mode == (tmp_path / "plain").stat().st_mode  # readable as the others (a shared cache)
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", real_save)
+    assert featurise() == feats
+
+
+def test_tokenizer_fingerprint_ignores_the_truncation_a_call_left_set(tiny_model_dir):
+    """The fast tokenizer keeps the truncation of its last call: the cache key must not depend on it, or a
+    rerun whose first entries come from the cache misses the next ones (train cached, dev tokenised again)."""
+    from transformers import AutoTokenizer
+
+    from adapterxfer.features import tokenizer_fingerprint
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    fresh = tokenizer_fingerprint(tokenizer)
+    tokenize("classification", [{"text_a": "a b", "text_b": None, "label": 0}], tokenizer, 32)
+    assert tokenizer_fingerprint(tokenizer) == fresh

@@ -1,6 +1,7 @@
 """The grid runner on the tiny model: the demo recipe end to end, resume after kill -9, reruns of only what
 a change touches, recorded failures, a Slurm script that names every cell once, recipe errors."""
 import collections
+import contextlib
 import csv
 import json
 import os
@@ -519,6 +520,42 @@ def test_a_device_named_twice_holds_two_cells_at_once(tmp_path):
 
     with pytest.raises(UserError, match="2 GPUs.*gives 1: 0$"):
         run_devices([cell("t1", "target")], tmp_path, ["0", "0"], lambda *_: None)
+
+
+#: A grid runner whose two cells sleep, each writing its pid first; it is stopped with SIGTERM.
+SLEEPING_GRID = """import os, sys
+from pathlib import Path
+from adapterxfer.grid import Cell, run_devices
+out = Path(sys.argv[1])
+cells = [Cell(f"e{i}", "evaluate", "r", "t", 0, [], {}, {}) for i in range(2)]
+for c in cells:
+    c.folder(out).mkdir(parents=True)
+sleep = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)"
+run_devices(cells, out, ["0", "0"], lambda *_: None,
+            command=lambda c, out: [sys.executable, "-c", sleep, str(out / f"{c.id}.pid")])
+"""
+
+
+def test_a_terminated_grid_stops_its_cell_processes(tmp_path):
+    """``kill PID`` (SIGTERM, as Slurm's preemption sends it) stops the grid and the cells it started, so that
+    none goes on in the background holding its lock (a rerun would skip it as run elsewhere)."""
+    proc = subprocess.Popen([sys.executable, "-c", SLEEPING_GRID, str(tmp_path)])
+    pid_files = [tmp_path / f"e{i}.pid" for i in range(2)]
+    deadline = time.time() + 60
+    while not all(f.is_file() and f.read_text() for f in pid_files) and time.time() < deadline:
+        assert proc.poll() is None
+        time.sleep(0.05)
+    pids = [int(f.read_text()) for f in pid_files]
+    proc.terminate()
+    assert proc.wait(timeout=30) != 0
+    try:
+        alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and
+                 Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"]
+        assert not alive, "cell processes left running"
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_training_cell_runs_under_accelerate_launch_on_two_processes(tmp_path, tiny_model_dir, synthetic_data,

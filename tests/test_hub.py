@@ -207,6 +207,19 @@ def test_folder_hub_versions_never_change(trained, tiny_model_dir, tmp_path):
     assert torch.equal(logits, adapters_logits(tiny_model_dir, trained / "mnli"))
 
 
+def test_a_folder_hub_reads_for_the_team_as_its_other_files_do(trained, tmp_path):
+    """What a push renames into place (the index, the version's folder) has the mode a plain file or folder
+    gets there (the umask's), not the private one of a temporary file: teammates can search and pull."""
+    hub = tmp_path / "team-hub"
+    cli("hub", "push", trained / "mnli", "--hub", hub, "--name", "mnli-tiny")
+    (hub / "plain").mkdir()
+    (hub / "plain.txt").write_text("")
+    mode = lambda p: p.stat().st_mode & 0o777  # noqa: E731
+    assert mode(hub / "index.json") == mode(hub / "plain.txt")
+    assert mode(hub / "modules" / "mnli-tiny" / "1") == mode(hub / "plain")
+    assert all(mode(f) == mode(hub / "plain.txt") for f in (hub / "modules" / "mnli-tiny" / "1").iterdir())
+
+
 @pytest.mark.parametrize("kind", ["stack-seq_bn", "stack-lora-adapters", "stack-lora-peft", "fuse-dynamic",
                                   "fuse-light"])
 def test_the_card_of_a_composed_target_loads_it_in_plain_libraries(kind, trained, tiny_model_dir, synthetic_data,

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from ..errors import UserError
-from ..fileio import write_json
+from ..fileio import shared, write_json
 from .card import render
 from .index import NAME_RE, NotOnHub, add_card, check_path, commit, find, now, read_index, search, verify_staging
 
@@ -89,7 +89,7 @@ class LocalHub:
 
     def push(self, folder: Path, proposed: dict) -> dict:
         (self.root / "modules").mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".push-", dir=self.root / "modules"))
+        staging = shared(Path(tempfile.mkdtemp(prefix=".push-", dir=self.root / "modules")))  # the version's folder
         try:
             stage(folder, proposed, staging)
             return commit(self.root, staging, proposed, lambda e: render(e, str(self)))
