@@ -63,6 +63,9 @@ def word_windows(sentences: list[list[str]], tokenizer, max_length: int) -> list
     splits them); ``word_ids`` count from the window's first word. A word of which the tokenizer keeps
     nothing (a lone space or U+00A0) is read as the unknown token, as XTREME's preprocessing does, so every
     word has a first sub-word to label and tag."""
+    if len(sentences) > CHUNK:  # the tokenizer's output for all of a large treebank at once: 0.5 GB for 20,000
+        return [(n + i, *window) for i in range(0, len(sentences), CHUNK)
+                for n, *window in word_windows(sentences[i:i + CHUNK], tokenizer, max_length)]
     whole = tokenizer(sentences, is_split_into_words=True)  # one call for all
     budget = max_length - tokenizer.num_special_tokens_to_add()
     windows = []

@@ -154,7 +154,8 @@ def test_sentence_pairs_carry_segment_ids_where_the_tokenizer_gives_them(tmp_pat
 
 def test_tokenize_works_in_chunks_with_the_features_of_one_call(monkeypatch):
     """MNLI's 393k pairs in one tokenizer call held 2.5 GB of its output: the tokenizer sees CHUNK examples at a
-    time, and the features (windows of long sentences and contexts included) are those of one call."""
+    time (also in word_windows, which zero-shot tagging calls), and the features (windows of long sentences and
+    contexts included) are those of one call."""
     import adapterxfer.features as features
     from adapterxfer.synthetic import build_tokenizer
 
@@ -195,3 +196,8 @@ def test_tokenize_works_in_chunks_with_the_features_of_one_call(monkeypatch):
             assert tokenize(fmt, examples, counting, 32, **kw) == whole, fmt
             assert max(counting.sizes) <= 3, fmt
             monkeypatch.undo()
+    sentences = [ex["tokens"] for ex in cases["tagging"]]  # zero-shot tagging calls word_windows directly
+    whole = features.word_windows(sentences, tokenizer, 32)
+    monkeypatch.setattr(features, "CHUNK", 3, raising=False)
+    counting = Counting(tokenizer)
+    assert features.word_windows(sentences, counting, 32) == whole and max(counting.sizes) <= 3
