@@ -19,11 +19,16 @@ from . import __version__
 from .fileio import sha256_json, shared
 
 IGNORE = -100
+CHUNK = 1000  # examples tokenised at once: the tokenizer's output for all of MNLI's 393k pairs held 2.5 GB, for 3,000
+# long QA contexts (11,000 windows) 0.6 GB
 
 
 def tokenize(fmt: str, examples: list[dict], tokenizer, max_length: int, *, label2id=None,
              doc_stride: int = 128, train: bool = True) -> list[dict]:
-    """Tokenise normalised examples of one format into features."""
+    """Tokenise normalised examples of one format into features, :data:`CHUNK` examples at a time."""
+    if len(examples) > CHUNK:
+        return [f for i in range(0, len(examples), CHUNK) for f in tokenize(
+            fmt, examples[i:i + CHUNK], tokenizer, max_length, label2id=label2id, doc_stride=doc_stride, train=train)]
     if fmt == "classification":
         enc = tokenizer([e["text_a"] for e in examples],
                         [e["text_b"] for e in examples] if examples[0]["text_b"] is not None else None,
@@ -60,6 +65,9 @@ def word_windows(sentences: list[list[str]], tokenizer, max_length: int) -> list
     splits them); ``word_ids`` count from the window's first word. A word of which the tokenizer keeps
     nothing (a lone space or U+00A0) is read as the unknown token, as XTREME's preprocessing does, so every
     word has a first sub-word to label and tag."""
+    if len(sentences) > CHUNK:  # the tokenizer's output for all of a large treebank at once: 0.5 GB for 20,000
+        return [(n + i, *window) for i in range(0, len(sentences), CHUNK)
+                for n, *window in word_windows(sentences[i:i + CHUNK], tokenizer, max_length)]
     whole = tokenizer(sentences, is_split_into_words=True)  # one call for all
     budget = max_length - tokenizer.num_special_tokens_to_add()
     windows = []

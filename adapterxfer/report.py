@@ -437,7 +437,7 @@ def bootstrap(out: Path, table: Table, scored: dict, samples: int = 1000, seed: 
     interval (:mod:`adapterxfer.significance`) over the evaluation examples, read from the cells'
     prediction files and the gold labels they were scored against, on the languages that every cell of
     both rows scored; an entry that cannot be bootstrapped says why."""
-    from .significance import NO_BOOTSTRAP, Interval, example_scores, paired_bootstrap, stable_seed
+    from .significance import NO_BOOTSTRAP, Interval, example_scores, paired_bootstrap, read_gold, stable_seed
 
     intervals = {}
     for task in table.columns[:-1]:
@@ -457,13 +457,16 @@ def bootstrap(out: Path, table: Table, scored: dict, samples: int = 1000, seed: 
                     if gold.setdefault(lang, data) != data:
                         raise UserError(f"{cell.id} was scored against other {lang} labels ({gold_path}) than "
                                         f"the baseline")
-                    per_lang.setdefault(lang, []).append(example_scores(task, pred, gold_path, lang))
+                    if lang not in parsed:  # the same labels for every cell: parsed (and chunked) once
+                        parsed[lang] = read_gold(task, gold_path)
+                    per_lang.setdefault(lang, []).append(example_scores(task, pred, gold_path, lang, parsed[lang]))
             return per_lang
 
         def common(runs: dict, langs) -> list:
             return [lang for lang in langs if all(lang in res["languages"] for _, res in runs.values())]
 
         gold: dict = {}
+        parsed: dict = {}
         base_runs = scored[("baseline", task)]
         try:
             base = read(base_runs, common(base_runs, get_task(task).languages_in(table.benchmark)), gold)

@@ -49,30 +49,42 @@ class Interval:
         return self.low is not None and (self.low > 0 or self.high < 0)
 
 
-def tagging_counts(pred_seqs, gold_seqs) -> np.ndarray:
+def tagging_counts(pred_seqs, gold_seqs, gold_chunks: list[set] | None = None) -> np.ndarray:
     """Per sentence ``(correct, predicted, gold)`` chunk counts, chunked by seqeval's ``get_entities`` in
-    the default mode that :func:`~adapterxfer.metrics.tagging_f1` uses; shape ``(sentences, 3)``."""
+    the default mode that :func:`~adapterxfer.metrics.tagging_f1` uses; shape ``(sentences, 3)``.
+    ``gold_chunks``: the gold sentences' chunks, where :func:`read_gold` has them already."""
+    gold_chunks = _chunks(gold_seqs) if gold_chunks is None else gold_chunks
+    return np.array([(len(p & g), len(p), len(g)) for p, g in zip(_chunks(pred_seqs), gold_chunks)],
+                    dtype=np.int64).reshape(-1, 3)
+
+
+def _chunks(seqs) -> list[set]:
     from seqeval.metrics.sequence_labeling import get_entities
 
-    counts = np.zeros((len(gold_seqs), 3), dtype=np.int64)
     with warnings.catch_warnings():  # seqeval warns for every tag without a B-/I- prefix
         warnings.simplefilter("ignore")
-        for i, (pred, gold) in enumerate(zip(pred_seqs, gold_seqs)):
-            p, g = set(get_entities(list(pred))), set(get_entities(list(gold)))
-            counts[i] = len(p & g), len(p), len(g)
-    return counts
+        return [set(get_entities(list(seq))) for seq in seqs]
 
 
-def example_scores(task: str, pred_path: Path, gold_path: Path, lang: str) -> tuple[np.ndarray, np.ndarray]:
+def read_gold(task: str, gold_path: Path) -> tuple:
+    """One language's gold labels as :func:`example_scores` reads them (tagging: with each sentence's chunks).
+    A report compares every cell (row and seed) with the same labels: read them once and pass them on."""
+    golds = SCORED[task].read_gold(gold_path)
+    return golds, _chunks(golds) if get_task(task).format == "tagging" else None
+
+
+def example_scores(task: str, pred_path: Path, gold_path: Path, lang: str, gold: tuple | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """``(num, den)`` per example of one language's prediction file: ``100 * num.sum() / den.sum()`` is the
-    task score that :mod:`adapterxfer.score` gives the file (for QA, the mean of exact match and F1)."""
+    task score that :mod:`adapterxfer.score` gives the file (for QA, the mean of exact match and F1).
+    ``gold``: what :func:`read_gold` gives for ``gold_path``, read once for many prediction files."""
     if task in NO_BOOTSTRAP:
         raise UserError(f"{task}: {NO_BOOTSTRAP[task]}")
     x, spec = SCORED[task], get_task(task)
-    preds, golds = x.read_pred(pred_path), x.read_gold(gold_path)
+    preds, (golds, gold_chunks) = x.read_pred(pred_path), gold or read_gold(task, gold_path)
     x.check(preds, golds, pred_path, gold_path)
     if spec.format == "tagging":
-        counts = tagging_counts(preds, golds)
+        counts = tagging_counts(preds, golds, gold_chunks)
         return 2.0 * counts[:, 0], (counts[:, 1] + counts[:, 2]).astype(float)
     if spec.format == "span_qa":
         per_question = qa_per_question(preds, golds, lang if spec.metric == "mlqa" else None)

@@ -197,3 +197,54 @@ def test_tokenizer_fingerprint_ignores_the_truncation_a_call_left_set(tiny_model
     fresh = tokenizer_fingerprint(tokenizer)
     tokenize("classification", [{"text_a": "a b", "text_b": None, "label": 0}], tokenizer, 32)
     assert tokenizer_fingerprint(tokenizer) == fresh
+
+
+def test_tokenize_works_in_chunks_with_the_features_of_one_call(monkeypatch):
+    """MNLI's 393k pairs in one tokenizer call held 2.5 GB of its output: the tokenizer sees CHUNK examples at a
+    time (also in word_windows, which zero-shot tagging calls), and the features (windows of long sentences and
+    contexts included) are those of one call."""
+    import adapterxfer.features as features
+    from adapterxfer.synthetic import build_tokenizer
+
+    class Counting:
+        def __init__(self, tokenizer):
+            self.tokenizer, self.sizes = tokenizer, []
+
+        def __call__(self, texts, *args, **kw):
+            self.sizes.append(len(texts))
+            return self.tokenizer(texts, *args, **kw)
+
+        def __getattr__(self, name):
+            return getattr(self.tokenizer, name)
+
+    words = "house water book tree river stone".split()
+    rng = random.Random(0)
+    text = lambda n: " ".join(rng.choice(words) for _ in range(n))  # noqa: E731
+    cases = {
+        "classification": [{"text_a": text(5), "text_b": text(3), "label": i % 3} for i in range(7)],
+        "multiple_choice": [{"context": text(4), "question": text(2), "choices": [text(2), text(3)], "label": 1}
+                            for _ in range(5)],
+        "tagging": [{"tokens": text(rng.choice([3, 40])).split(), "tags": None} for _ in range(7)],
+        "span_qa": [{"id": str(i), "question": text(3), "context": text(rng.choice([5, 60])),
+                     "answers": {"text": ["water"], "answer_start": [0]}} for i in range(7)],
+    }
+    for ex in cases["tagging"]:
+        ex["tags"] = ["X"] * len(ex["tokens"])
+    for ex in cases["span_qa"]:
+        ex["answers"]["answer_start"] = [ex["context"].find("water")] if "water" in ex["context"] else []
+        ex["answers"]["text"] = ex["answers"]["text"][:len(ex["answers"]["answer_start"])]
+    tokenizer = build_tokenizer()
+    for fmt, examples in cases.items():
+        for train in (True, False):
+            kw = dict(label2id={"X": 0}, doc_stride=8, train=train)
+            whole = tokenize(fmt, examples, tokenizer, 32, **kw)
+            monkeypatch.setattr(features, "CHUNK", 3, raising=False)
+            counting = Counting(tokenizer)
+            assert tokenize(fmt, examples, counting, 32, **kw) == whole, fmt
+            assert max(counting.sizes) <= 3, fmt
+            monkeypatch.undo()
+    sentences = [ex["tokens"] for ex in cases["tagging"]]  # zero-shot tagging calls word_windows directly
+    whole = features.word_windows(sentences, tokenizer, 32)
+    monkeypatch.setattr(features, "CHUNK", 3, raising=False)
+    counting = Counting(tokenizer)
+    assert features.word_windows(sentences, counting, 32) == whole and max(counting.sizes) <= 3

@@ -1,4 +1,6 @@
 """Metrics against hand-computed values (the arithmetic is in the comments)."""
+import warnings
+
 import pytest
 
 from adapterxfer.errors import UserError
@@ -70,6 +72,24 @@ def test_tagging_f1_follows_seqeval_1_2_for_pos_tags():
 
 def test_tagging_f1_no_entities_scores_zero():
     assert tagging_f1([["O", "O"]], [["B-PER", "O"]]) == {"f1": 0.0, "precision": 0.0, "recall": 0.0}
+
+
+def test_tagging_f1_is_seqevals_three_scores_to_the_bit():
+    # one pass of seqeval's precision_recall_fscore_support gives what its f1/precision/recall_score give
+    import random
+
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    rng = random.Random(0)
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "NOUN", "SCONJ", "CCONJ"]
+    for _ in range(20):
+        gold = [[rng.choice(tags) for _ in range(rng.randint(1, 8))] for _ in range(rng.randint(1, 30))]
+        pred = [[t if rng.random() < .6 else rng.choice(tags) for t in s] for s in gold]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = {"f1": float(f1_score(gold, pred)) * 100, "precision": float(precision_score(gold, pred)) * 100,
+                        "recall": float(recall_score(gold, pred)) * 100}
+        assert tagging_f1(pred, gold) == expected
 
 
 def test_tagging_f1_rejects_misaligned_sentences():

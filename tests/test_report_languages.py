@@ -229,6 +229,22 @@ def test_significance_in_the_report(tmp_path):
     assert again[("mnli", "udpos")] == intervals[("mnli", "udpos")]
 
 
+def test_significance_reads_each_languages_gold_once(tmp_path, monkeypatch):
+    """Every cell (row and seed) is compared with the same labels: a grid of PAN-X's 40 languages x 10,000
+    sentences spent half its bootstrap reading in parsing and chunking them again for each cell."""
+    import dataclasses
+
+    make_run(tmp_path, quality={"baseline": 0.3, "mnli": 0.9})
+    expected = write_report(tmp_path, significance=True, samples=200)["intervals"]
+    reads = []
+    for task in LANGS:
+        counting = lambda path, read=XTREME[task].read_gold: reads.append(path) or read(path)  # noqa: E731
+        monkeypatch.setitem(XTREME, task, dataclasses.replace(XTREME[task], read_gold=counting))
+    assert write_report(tmp_path, significance=True, samples=200)["intervals"] == expected
+    langs = [(task, path.stem) for path in reads for task in LANGS if path.parent.name == task]
+    assert sorted(langs) == sorted((t, f"test-{lang}") for t in LANGS if t != "bucc2018" for lang in LANGS[t])
+
+
 def test_command_and_language_listing(tmp_path):
     make_run(tmp_path / "run", n=5)
     r = CliRunner().invoke(main, ["report", str(tmp_path / "run"), "--group-by", "script", "--significance",
