@@ -221,7 +221,8 @@ def score_cmd(pred_dir, label_dir, tasks, as_json, benchmark):
     """Score predictions in XTREME's submission layout (<dir>/<task>/test-<lang>.<tsv|json>) against labels.
 
     Gives the same numbers as XTREME's own evaluate.py (percentages, plain means over languages); with
-    --benchmark xtreme-r, XTREME-R's tasks (xcopa: one choice index per line) and language sets.
+    --benchmark xtreme-r, XTREME-R's tasks (xcopa: one choice index per line) and language sets. Files of
+    languages outside a task's set (test-ha.tsv) are scored apart, with their own average ("extra_scores").
 
     \b
     Examples:
@@ -235,10 +236,11 @@ def score_cmd(pred_dir, label_dir, tasks, as_json, benchmark):
     from .tasks import get_benchmark
 
     scores = score_folder(pred_dir, label_dir, list(tasks) or None, benchmark)
-    if as_json:
-        click.echo(json.dumps(scores, ensure_ascii=False))
+    if as_json:  # extra languages apart: {"extra_scores": {task: ...}}, as results.json's
+        click.echo(json.dumps({**scores, **({"extra_scores": scores.extras} if scores.extras else {})},
+                              ensure_ascii=False))
     else:
-        click.echo(markdown_scores(scores))
+        click.echo(markdown_scores(scores, scores.extras))
         if (overall := benchmark_average(scores, benchmark)) is not None:
             bench = get_benchmark(benchmark)
             click.echo(f"\n{bench.title} average over its {len(bench.tasks)} tasks: {overall[0]:.2f}"
@@ -251,7 +253,9 @@ def score_cmd(pred_dir, label_dir, tasks, as_json, benchmark):
 @click.argument("module_dir", required=False)
 @click.option("--task", help="Task to evaluate [the module's]; bucc2018/tatoeba run retrieval on an intermediate "
                             "module, or without one on the bare --model.")
-@click.option("--languages", default="all", show_default=True, help="Comma-separated languages, or all.")
+@click.option("--languages", default="all", show_default=True,
+              help="Comma-separated languages, or all; a language outside the task's set (ha) from its --data-dir "
+                   "files, scored apart.")
 @click.option("--split", type=click.Choice(["dev", "test"]), default="dev", show_default=True,
               help="dev: labelled dev sets (as the study's grid); test: XTREME's submission files.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="XTREME's download/ folder [the HF hub].")
@@ -275,7 +279,9 @@ def evaluate_cmd(module_dir, task, languages, split, data_dir, labels_dir, outpu
     """Zero-shot evaluation of MODULE_DIR on every language of its target task (in --benchmark).
 
     Writes predictions/<task>/test-<lang>.<tsv|json> (XTREME's submission layout), results.json and
-    results.md. Missing languages are listed in one line, never skipped silently.
+    results.md. Missing languages are listed in one line, never skipped silently. Languages outside the
+    task's set are read from --data-dir files named as XTREME's (panx/dev-ha.tsv) and scored apart
+    ("extra_scores"), never in the task's average.
 
     \b
     Examples:
@@ -283,6 +289,7 @@ def evaluate_cmd(module_dir, task, languages, split, data_dir, labels_dir, outpu
       adapterxfer evaluate runs/mnli-xnli --split test --data-dir ./download --output results/mnli-xnli-test
       adapterxfer evaluate runs/mnli-panx --benchmark xtreme-r --data-dir ./download --output results/panx-r
       adapterxfer evaluate modules/mnli --task tatoeba --data-dir ./download --output results/mnli-tatoeba
+      adapterxfer evaluate runs/mnli-panx --languages all,ha,ig --data-dir ./mydata --output results/panx-ha
       adapterxfer evaluate --task bucc2018 --model xlm-roberta-large --data-dir ./download --output results/bucc
       adapterxfer evaluate runs/mnli-xnli --perturb char_swap:0.1 --perturb word_drop:0.1 --seed 1 \\
           --data-dir ./download --output results/mnli-xnli-noisy

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import UserError
+from .languages import CODE_SHAPE, is_language_code
 from .tasks import Source, TaskSpec
 
 TABLE_EXTS = ("jsonl", "json", "csv", "tsv", "parquet")
@@ -29,7 +30,7 @@ def load_examples(spec: TaskSpec, split: str, data_dir: str | Path | None = None
     normalised to its format. Rows of unlabelled files (XTREME's test files) have label/tags/answers None."""
     if spec.format == "retrieval":
         raise UserError(f"'{spec.name}' is a retrieval task: read it with load_retrieval")
-    lang = _language(spec, lang)
+    lang = _language(spec, lang, split, data_dir)
     examples = []
     for source in _sources(spec, split, lang):
         labelled = data_dir is None or split not in source.unlabelled
@@ -52,7 +53,7 @@ def load_retrieval(spec: TaskSpec, split: str, lang: str, data_dir: str | Path |
     English side is sorted). Tatoeba's ids are line indices ("0", "1", ...)."""
     if spec.format != "retrieval":
         raise UserError(f"'{spec.name}' is not a retrieval task: read it with load_examples")
-    lang = _language(spec, lang)
+    lang = _language(spec, lang, split, data_dir)
     source = _sources(spec, split)[0]
     if data_dir is None:  # the Hub's Tatoeba: aligned sentence pairs
         f = source.fields or spec.fields
@@ -81,31 +82,40 @@ def load_retrieval(spec: TaskSpec, split: str, lang: str, data_dir: str | Path |
 
 
 def available_languages(spec: TaskSpec, split: str, data_dir: str | Path | None = None,
-                        benchmark: str = "xtreme") -> tuple[list[str], list[str]]:
-    """``(present, missing)`` languages of ``split`` (the task's in ``benchmark``): those whose local files all
-    exist under ``data_dir``, or, without it, those an online source serves. English-only splits (training
-    data) have one language."""
+                        benchmark: str = "xtreme", extra=()) -> tuple[list[str], list[str]]:
+    """``(present, missing)`` languages of ``split`` (the task's in ``benchmark``, then ``extra``: codes outside
+    the task's languages, read from ``data_dir`` only): those whose local files all exist under ``data_dir``,
+    or, without it, those an online source serves. English-only splits (training data) have one language."""
     sources = _sources(spec, split)
     per_lang = any("{lang}" in s.files[split] for s in sources if s.files)
 
     def present(lang: str) -> bool:
         if data_dir is None:  # the Hub's copy lacks some languages' dev split (a local file may have one)
-            return all(s.hf_path for s in sources) and not (split == "dev" and lang in spec.no_dev)
-        sides = (lang, "en") if spec.format == "retrieval" else (None,)
-        return all(_find_local(s, split, name, data_dir, lang, side) is not None
-                   for s in _sources(spec, split, lang) for name in s.splits[split] for side in sides)
+            return all(s.hf_path for s in sources) and not (split == "dev" and lang in spec.no_dev or lang in extra)
+        return _has_local(spec, split, data_dir, lang)
 
-    langs = spec.languages_in(benchmark) if per_lang else ("en",)
+    langs = [*spec.languages_in(benchmark), *extra] if per_lang else ("en",)
     found = [lang for lang in langs if present(lang)]
     return found, [lang for lang in langs if lang not in found]
 
 
 # ---------------------------------------------------------------- sources
 
-def _language(spec: TaskSpec, lang: str | None) -> str:
+def _has_local(spec: TaskSpec, split: str, data_dir, lang: str) -> bool:
+    sides = (lang, "en") if spec.format == "retrieval" else (None,)
+    return all(_find_local(s, split, name, data_dir, lang, side) is not None
+               for s in _sources(spec, split, lang) for name in s.splits[split] for side in sides)
+
+
+def _language(spec: TaskSpec, lang: str | None, split: str, data_dir) -> str:
+    """``lang``, one of the task's (English: its training data, XCOPA's is COPA) or another language's code
+    whose local files are under ``data_dir``."""
     lang = lang or "en"
-    if lang not in spec.all_languages and lang != "en":  # English: the training data (XCOPA's is COPA)
-        raise UserError(f"task '{spec.name}' has no language '{lang}' (languages: {', '.join(spec.all_languages)})")
+    if lang not in spec.all_languages and lang != "en" and not (
+            data_dir is not None and is_language_code(lang) and _has_local(spec, split, data_dir, lang)):
+        raise UserError(f"task '{spec.name}' has no language '{lang}' (languages: {', '.join(spec.all_languages)}; "
+                        f"another language is read only from its local files under --data-dir, named as the task's "
+                        f"in XTREME's download/, its code {CODE_SHAPE})")
     return lang
 
 

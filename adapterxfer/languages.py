@@ -14,6 +14,7 @@ Adding a language is adding a row to ``_TABLE``.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import UserError
@@ -104,6 +105,14 @@ _TABLE = [
 
 LANGUAGES: dict[str, Language] = {code: Language(code, name, family, _SCRIPTS[script], script, resource)
                                   for code, name, family, script, resource in _TABLE}
+
+
+#: What a language code outside the table looks like: ISO 639-1 or 639-3, lowercase (ha, quy).
+CODE_SHAPE = "2 or 3 lowercase letters, ISO 639"
+
+
+def is_language_code(code: str) -> bool:
+    return re.fullmatch(r"[a-z]{2,3}", code) is not None
 
 
 def check_grouping(by: str) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import UserError
+from .languages import CODE_SHAPE, is_language_code
 from .metrics import (accuracy, bucc_f1, mean, missing_ids, mlqa_scores, squad_scores, tagging_f1,
                       tatoeba_accuracy)
 from .tasks import TASKS as SPECS
@@ -176,6 +177,7 @@ class XtremeTask:
     read_gold: Callable[[Path], Any]
     check: Callable[[Any, Any, Path, Path], list[str]]
     metric: Callable[[Any, Any, str], dict[str, float]]
+    no_extras: str = ""  # why a language outside the task's set cannot be scored (its metric depends on the language)
 
 
 def _ignore_lang(metric: Callable[[Any, Any], dict[str, float]]) -> Callable[..., dict[str, float]]:
@@ -201,7 +203,8 @@ TASKS: dict[str, XtremeTask] = {
     "tatoeba": XtremeTask(ext="tsv", read_pred=_read_indices, read_gold=_read_indices, check=_same_lines,
                           metric=_ignore_lang(tatoeba_accuracy)),
     "xquad": XtremeTask(**_QA),
-    "mlqa": XtremeTask(**{**_QA, "metric": mlqa_scores}),
+    "mlqa": XtremeTask(**{**_QA, "metric": mlqa_scores,
+                          "no_extras": "its answer normalisation is defined per language (en es hi vi de ar zh)"}),
     "tydiqa": XtremeTask(**_QA),
     "xcopa": XtremeTask(**_CLASSIFY),
 }
@@ -210,7 +213,9 @@ QA_TASKS = ("xquad", "mlqa", "tydiqa")
 
 class Scores(dict):
     """``{task: {"avg_<metric>": x, ..., "avg_metric": x, "<lang>": {"<metric>": x}}}`` (percentages)
-    plus ``warnings``: what was scored through but deserves a look (unanswered questions, missing languages).
+    plus ``warnings``: what was scored through but deserves a look (unanswered questions, missing languages),
+    and ``extras``: ``{task: {...}}`` as above for extra languages (codes outside the task's languages in every
+    benchmark, from local files), averaged among themselves and never in the task's or the benchmark's average.
 
     ``avg_metric`` is XTREME's headline number: the mean of ``avg_exact_match`` and ``avg_f1`` for QA,
     ``avg_f1`` for tagging and BUCC, ``avg_accuracy`` otherwise.
@@ -219,6 +224,7 @@ class Scores(dict):
     def __init__(self) -> None:
         super().__init__()
         self.warnings: list[str] = []
+        self.extras: dict[str, dict[str, Any]] = {}
 
 
 def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[str] | None = None,
@@ -228,6 +234,7 @@ def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[st
 
     Each task scores the languages that have a prediction file; averages are over those languages,
     summed in the benchmark's order, so a full submission gets exactly its numbers (a partial one, a warning).
+    Files of extra languages (see :class:`Scores`) are scored into ``extras``.
     """
     bench = get_benchmark(benchmark)
     pred_dir, label_dir = Path(pred_dir), Path(label_dir)
@@ -236,7 +243,9 @@ def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[st
             raise UserError(f"{what} folder {folder} does not exist")
     scores = Scores()
     for name in _select_tasks(pred_dir, tasks, bench):
-        scores[name] = _score_task(name, pred_dir / name, label_dir / name, scores.warnings, bench)
+        result, extra = _score_task(name, pred_dir / name, label_dir / name, scores.warnings, bench)
+        scores.update({name: result} if result else {})
+        scores.extras.update({name: extra} if extra else {})
     return scores
 
 
@@ -255,7 +264,9 @@ def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None, bench: Benchmark)
     return [name for name in dict.fromkeys((*bench.tasks, *TASKS)) if name in tasks]
 
 
-def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str], bench: Benchmark) -> dict[str, Any]:
+def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str],
+                bench: Benchmark) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The scores of the benchmark's languages, and apart those of the extra languages ({} where none)."""
     task, languages = TASKS[name], SPECS[name].languages_in(bench.name)
     for folder, what in ((pred_dir, "predictions"), (gold_dir, "labels")):
         if not folder.is_dir():
@@ -264,10 +275,16 @@ def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str], 
                   for path in sorted(pred_dir.glob(f"test-*.{task.ext}"))}
     if not pred_files:
         raise UserError(f"{pred_dir}: no test-<lang>.{task.ext} prediction files")
+    extras = [lang for lang in pred_files if lang not in SPECS[name].all_languages]
     for lang, path in pred_files.items():
-        if lang not in languages:
+        if lang not in languages and lang not in extras:  # another benchmark's
             raise UserError(f"{path}: '{lang}' is not an {bench.title} {name} language "
                             f"({', '.join(languages)})")
+        if lang in extras and not is_language_code(lang):
+            raise UserError(f"{path}: '{lang}' is not a language code ({CODE_SHAPE})")
+        if lang in extras and task.no_extras:
+            raise UserError(f"{path}: '{lang}' is not an {bench.title} {name} language ({', '.join(languages)}), "
+                            f"and {name} scores no other: {task.no_extras}")
     langs = [lang for lang in languages if lang in pred_files]
     if len(langs) < len(languages):
         absent = [lang for lang in languages if lang not in pred_files]
@@ -275,15 +292,21 @@ def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str], 
                         f"{len(languages)} languages, unlike {bench.title}'s")
 
     per_lang = {}
-    for lang in langs:
+    for lang in langs + extras:
         pred_path, gold_path = pred_files[lang], gold_dir / f"test-{lang}.{task.ext}"
         if not gold_path.is_file():
             raise UserError(f"no {name} labels for '{lang}': {gold_path} does not exist")
         preds, golds = task.read_pred(pred_path), task.read_gold(gold_path)
         warnings.extend(task.check(preds, golds, pred_path, gold_path))
         per_lang[lang] = task.metric(preds, golds, lang)
+    return _averaged(name, {lang: per_lang[lang] for lang in langs}), _averaged(name, {l: per_lang[l] for l in extras})
 
-    averages = {f"avg_{m}": mean(per_lang[lang][m] for lang in langs) for m in per_lang[langs[0]]}
+
+def _averaged(name: str, per_lang: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """``per_lang`` after its averages (summed in its order); {} without languages."""
+    if not per_lang:
+        return {}
+    averages = {f"avg_{m}": mean(scores[m] for scores in per_lang.values()) for m in next(iter(per_lang.values()))}
     if name in QA_TASKS:
         averages["avg_metric"] = (averages["avg_exact_match"] + averages["avg_f1"]) / 2
     else:
@@ -303,15 +326,23 @@ def benchmark_average(scores: dict, benchmark: str = "xtreme") -> tuple[float, b
     return mean([scores[t]["avg_metric"] for t in bench.tasks]), complete
 
 
-def markdown_scores(scores: dict) -> str:
-    """A markdown table per task: one row per language, the averages last."""
+def markdown_scores(scores: dict, extras: dict | None = None) -> str:
+    """A markdown table per task: one row per language, the averages last; after it, the task's ``extras``
+    (extra languages, see :class:`Scores`) in a table of their own, with their own average."""
+    extras, tables = extras or {}, []
+    for task in dict.fromkeys([*scores, *extras]):
+        if task in scores:
+            tables.append((task, "avg", scores[task]))
+        if task in extras:
+            tables.append((f"{task}: extra languages (outside its benchmark set, not in its average)", "extra avg",
+                           extras[task]))
     blocks = []
-    for task, result in scores.items():
+    for title, avg, result in tables:
         langs = [k for k in result if isinstance(result[k], dict)]
         metrics = list(result[langs[0]]) if langs else []
-        lines = [f"### {task}", "", "| language | " + " | ".join(metrics) + " |",
+        lines = [f"### {title}", "", "| language | " + " | ".join(metrics) + " |",
                  "|---|" + "---:|" * len(metrics)]
         lines += [f"| {lang} | " + " | ".join(f"{result[lang][m]:.2f}" for m in metrics) + " |" for lang in langs]
-        lines.append("| **avg** | " + " | ".join(f"**{result[f'avg_{m}']:.2f}**" for m in metrics) + " |")
+        lines.append(f"| **{avg}** | " + " | ".join(f"**{result[f'avg_{m}']:.2f}**" for m in metrics) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

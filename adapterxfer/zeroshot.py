@@ -26,6 +26,7 @@ from .errors import UserError
 from .evaluation import inference_autocast, predict
 from .features import cached_tokenize, collate, first_sub_words, sorted_batches, tokenize, word_windows
 from .fileio import write_json, write_text
+from .languages import CODE_SHAPE, is_language_code
 from .score import TASKS as SCORED, Scores, markdown_scores, score_folder
 from .tasks import BENCHMARKS, TaskSpec, get_benchmark, get_task
 
@@ -61,7 +62,7 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     if not model:
         raise UserError("without a module, say which base model to evaluate: --model")
     split = _split_for(spec, split, log)
-    langs = _languages(spec, languages, split, data_dir, log, benchmark)
+    langs, extras = _languages(spec, languages, split, data_dir, log, benchmark)
 
     if labels_dir and not Path(labels_dir).is_dir():
         raise UserError(f"--labels {labels_dir} is not a folder")
@@ -88,7 +89,7 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     ext = SCORED[spec.name].ext
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:  # every language first,
-        for lang in langs:  # so that a failure leaves no folder half of this module's and half another's
+        for lang in langs + extras:  # so that a failure leaves no folder half of this module's and half another's
             for folder, variant in variants.items():
                 start = time.perf_counter()
                 preds, gold, n = run_lang(lang, variant, seed)
@@ -116,14 +117,18 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
         labels = labels_dir if labels_dir and not (folder != out and _moves_labels(spec, ops)) else \
             (folder / "labels" if have_gold[folder] else None)
         scores[folder] = score_folder(folder / "predictions", labels, [spec.name], benchmark) if labels else {}
-    if not scores[out]:
+    extra = {folder: getattr(scores[folder], "extras", {}).get(spec.name, {}) for folder in scores}
+    if not scores[out] and not extra[out]:
         log(f"{split} files carry no labels: predictions written to {out / 'predictions'}; score them with "
             f"adapterxfer score {out / 'predictions'} LABEL_DIR")
     clean = scores[out].get(spec.name, {})
     results = {"task": spec.name, "split": split, "module": str(module_dir) if module_dir else None,
                "model": model, "languages": langs,
-               "missing_languages": [l for l in languages_list(spec, languages, benchmark) if l not in langs],
+               "missing_languages": [l for l in languages_list(spec, languages, benchmark, extras=True)
+                                     if l not in langs + extras],
                "scores": clean, "warnings": getattr(scores[out], "warnings", [])}
+    if extras:  # scored apart: never in "scores" (the benchmark's languages and averages)
+        results.update(extra_languages=extras, extra_scores=extra[out])
     for warning in results["warnings"]:
         log(f"warning: {warning}")
     if spec.format == "retrieval":
@@ -132,9 +137,10 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
         noisy = scores[out / "perturbed"].get(spec.name, {})
         results.update(perturbations=[str(op) for op in ops], seed=seed, perturbed_scores=noisy,
                        drop=_drop(clean, noisy))
+        results.update({"perturbed_extra_scores": extra[out / "perturbed"]} if extras else {})
     write_json(out / "results.json", results)
-    if clean:
-        table = markdown_scores({spec.name: clean})
+    if clean or extra[out]:
+        table = markdown_scores({spec.name: clean} if clean else {}, {spec.name: extra[out]} if extra[out] else {})
         if ops and results["drop"]:
             table += "\n\n" + _drop_table(spec.name, results)
         write_text(out / "results.md", table + "\n")
@@ -188,22 +194,35 @@ def _drop_table(task: str, results: dict) -> str:
     return "\n".join(lines)
 
 
-def languages_list(spec: TaskSpec, languages, benchmark: str = "xtreme") -> list[str]:
-    """``languages`` checked against the task's (of any benchmark); ``all``: the task's in ``benchmark``."""
+def languages_list(spec: TaskSpec, languages, benchmark: str = "xtreme", extras: bool = False) -> list[str]:
+    """``languages`` checked against the task's (of any benchmark); ``all`` (alone or in the list): the task's
+    in ``benchmark``. ``extras``: codes outside the task's languages are kept too (evaluate's extra languages)."""
     if languages in (None, "all", ("all",), ["all"]):
         return list(spec.languages_in(get_benchmark(benchmark).name))
     langs = [l.strip() for l in languages.split(",") if l.strip()] if isinstance(languages, str) else list(languages)
     if not langs:
         raise UserError("--languages is empty: give comma-separated language codes, or all")
+    langs = list(dict.fromkeys(x for l in langs for x in (languages_list(spec, l, benchmark) if l == "all" else [l])))
     unknown = [l for l in langs if l not in spec.all_languages]
-    if unknown:
+    if unknown and not extras:
         raise UserError(f"--languages: {spec.name} has no {', '.join(unknown)} "
                         f"(its languages: {', '.join(spec.all_languages)})")
+    malformed = [l for l in unknown if not is_language_code(l)]
+    if malformed:
+        raise UserError(f"--languages: {', '.join(map(repr, malformed))} is not a language code ({CODE_SHAPE})")
     return langs
 
 
-def _languages(spec, languages, split, data_dir, log, benchmark) -> list[str]:
-    wanted, bench = languages_list(spec, languages, benchmark), get_benchmark(benchmark)
+def _languages(spec, languages, split, data_dir, log, benchmark) -> tuple[list[str], list[str]]:
+    """The requested languages of the task in ``benchmark`` that have data, and the extra ones: codes outside
+    the task's languages (in every benchmark), each evaluated only from its local files under ``data_dir``
+    (XTREME's naming) and scored apart."""
+    wanted, bench = languages_list(spec, languages, benchmark, extras=True), get_benchmark(benchmark)
+    extras = [l for l in wanted if l not in spec.all_languages]
+    wanted = [l for l in wanted if l not in extras]
+    if extras:
+        _check_extras(spec, extras, split, data_dir, benchmark)
+        log(f"{spec.name}: {', '.join(extras)} outside its {bench.title} languages, scored apart (not in its average)")
     other = [l for l in wanted if l not in spec.languages_in(bench.name)]
     if other:  # another benchmark's (XTREME-R's az for PAN-X): its data may be there, but not its scoring
         hint = next((f": add --benchmark {b.name}" for b in BENCHMARKS.values()
@@ -214,12 +233,29 @@ def _languages(spec, languages, split, data_dir, log, benchmark) -> list[str]:
     if absent:
         log(f"missing {spec.name} {split} data for {len(absent)} language(s), not evaluated: {', '.join(absent)}")
     langs = [l for l in wanted if l in present]
-    if not langs:
+    if not langs and not extras:
         files = [s.files[split] for s in spec.sources if split in s.files]
         hint = f"expected {Path(data_dir) / files[-1]}; --data-dir is" if data_dir else "pass --data-dir,"
         raise UserError(f"no {spec.name} {split} data for any requested language under {data_dir or 'the hub'}; "
                         f"{hint} the download/ folder of XTREME's scripts/download_data.sh")
-    return langs
+    return langs, extras
+
+
+def _check_extras(spec, extras, split, data_dir, benchmark) -> None:
+    """Refuse extra languages that cannot be evaluated: a task whose metric depends on the language, no
+    --data-dir (the Hub serves the task's languages only), a missing local file."""
+    known = f"--languages: {spec.name} has no {', '.join(extras)} (its languages: {', '.join(spec.all_languages)})"
+    if SCORED[spec.name].no_extras:
+        raise UserError(f"{known}, and takes no other: {SCORED[spec.name].no_extras}; tasks that do: "
+                        f"{', '.join(t for t, x in SCORED.items() if not x.no_extras)}")
+    files = [s.files[split] for s in spec.sources if split in s.files]
+    if data_dir is None:
+        raise UserError(f"{known}; a language outside them needs its local files: pass --data-dir, a folder "
+                        f"with {files[-1].replace('{lang}', extras[0])} as XTREME's download/ names them")
+    absent = [l for l in extras if l not in available_languages(spec, split, data_dir, benchmark, extras)[0]]
+    if absent:
+        raise UserError(f"{known}; a language outside them is read from its local files only: missing "
+                        f"{Path(data_dir) / files[-1].replace('{lang}', absent[0])}")
 
 
 def _split_for(spec: TaskSpec, split: str, log) -> str:

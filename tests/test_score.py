@@ -226,8 +226,56 @@ def test_wrong_number_of_sentences_or_tags(folders):
 
 def test_language_not_of_the_task(folders):
     preds, labels = folders
-    put(preds, "pawsx", "xx", "1\n")
-    one_line_error(r"test-xx\.tsv: 'xx' is not an XTREME pawsx language", preds, labels)
+    put(preds, "panx", "az", "O\n")  # XTREME-R's
+    one_line_error(r"panx/test-az\.tsv: 'az' is not an XTREME panx language", preds, labels)
+    (preds / "panx" / "test-az.tsv").unlink()
+    for name in ("x_1", "Ha", "hausa"):
+        put(preds, "pawsx", name, "1\n")
+        one_line_error(rf"pawsx/test-{name}\.tsv: '{name}' is not a language code \(2 or 3 lowercase letters", preds,
+                       labels)
+        (preds / "pawsx" / f"test-{name}.tsv").unlink()
+    put(preds, "mlqa", "sw", "{}", "json")  # MLQA normalises answers per language: no rule for another one
+    one_line_error(r"mlqa/test-sw\.json: 'sw' is not an XTREME mlqa language .*and mlqa scores no other: its answer "
+                   r"normalisation", preds, labels)
+
+
+def test_languages_outside_the_tasks_set_are_scored_apart(folders):
+    """Files of a language outside the task's set (in every benchmark) score with the task's metric into
+    ``extras``, with their own average; the task's scores and the benchmark average stay as without them."""
+    from click.testing import CliRunner
+
+    from adapterxfer.cli import main
+    preds, labels = folders
+    before = score_folder(preds, labels)
+    put(preds, "panx", "ha", "B-PER\nO\nB-LOC\n")  # gold PER, LOC(2 tokens): P 1/2 R 1/2 F1 1/2
+    put(labels, "panx", "ha", "B-PER\nB-LOC\nI-LOC\n")
+    put(preds, "panx", "ig", "O\nB-ORG\n")  # gold ORG: P = R = F1 = 1
+    put(labels, "panx", "ig", "O\nB-ORG\n")
+    put(preds, "xnli", "quy", "neutral\nneutral\n")  # 1 of 2
+    put(labels, "xnli", "quy", "neutral\nentailment\n")
+    scores = score_folder(preds, labels)
+    assert_close(scores, EXPECTED)
+    assert scores == before
+    assert_close(scores.extras, {
+        "panx": {"avg_f1": 75.0, "avg_precision": 75.0, "avg_recall": 75.0, "avg_metric": 75.0,
+                 "ha": {"f1": 50.0, "precision": 50.0, "recall": 50.0},
+                 "ig": {"f1": 100.0, "precision": 100.0, "recall": 100.0}},
+        "xnli": {"avg_accuracy": 50.0, "avg_metric": 50.0, "quy": {"accuracy": 50.0}}})
+    assert scores.warnings == before.warnings
+
+    out = CliRunner().invoke(main, ["score", *map(str, folders), "--json"])
+    assert out.exit_code == 0, out.output
+    printed = json.loads(out.stdout)
+    assert printed["extra_scores"] == scores.extras and {k: printed[k] for k in scores} == scores
+    text = CliRunner().invoke(main, ["score", *map(str, folders)]).stdout
+    headline = [87.5, 200 / 3, 400 / 7, 175 / 3, 140 / 3, 575 / 7, 62.5, 400 / 7, 75.0]  # as without the extras
+    assert f"XTREME average over its 9 tasks: {sum(headline) / 9:.2f}" in text
+    panx = text[text.index("### panx: extra languages"):]
+    assert "| ha | 50.00 |" in panx and "| **extra avg** | **75.00** |" in panx
+    assert "| ha |" not in text[:text.index("### panx: extra languages")]
+    put(preds.parent / "only", "xnli", "quy", "neutral\nneutral\n")  # extra languages only: no benchmark scores
+    only = score_folder(preds.parent / "only", labels)
+    assert dict(only) == {} and only.extras == {"xnli": scores.extras["xnli"]}
 
 
 def test_language_not_in_label_folder(folders):

@@ -331,3 +331,125 @@ def test_bucc_without_its_dev_gold_file_names_it(tmp_path):
     data = load_retrieval(TASKS["bucc2018"], "dev", "de", root)
     with pytest.raises(UserError, match=r"needs the dev \('sample'\) gold pairs: .*bucc2018/de-en\.dev\.gold is missing"):
         _gold_pairs(data, TASKS["bucc2018"], "de", str(root))
+
+
+# ---------------------------------------------------------------- languages outside a task's set
+
+#: Hand-written dev files of a language outside the task's set, in the task's own format and file name.
+EXTRA_FILES = {
+    "panx": ("ha", "panx/dev-ha.tsv", [(["Musa", "ya", "je", "Kano"], ["B-PER", "O", "O", "B-LOC"]),
+                                       (["Aisha", "Bello", "tana", "Abuja"], ["B-PER", "I-PER", "O", "B-LOC"]),
+                                       (["Bankin", "Duniya"], ["B-ORG", "I-ORG"])]),
+    "xnli": ("quy", "xnli/dev-quy.tsv", [("Wasiy hatunmi", "Wasiy kanmi", "entailment"),
+                                         ("Allqu puñun", "Allqu phawan", "contradiction"),
+                                         ("Mikhuyta munani", "Yakuta munani", "neutral"),
+                                         ("Intiqa lluqsimunña", "Punchaw kachkan", "entailment")]),
+}
+
+
+@pytest.mark.parametrize("task", ["panx", "xnli"])
+def test_a_language_outside_the_tasks_set_is_scored_apart_from_its_local_file(tmp_path, xtreme, inter, task):
+    """Its score is the task's metric on its written predictions and labels; the task's scores (its languages
+    and averages) are those of the same evaluation without it."""
+    from seqeval.metrics import f1_score
+
+    code, path, rows = EXTRA_FILES[task]
+    run, data = tmp_path / "run", tmp_path / "data"
+    cli("train-target", task, "--stack", inter / "mnli", "--data-dir", xtreme, "--output", run,
+        "--cache-dir", tmp_path / "cache", *QUICK)
+    shutil.copytree(xtreme / task, data / task)
+    lines = ["".join(f"{w}\t{t}\n" for w, t in zip(*row)) + "\n" for row in rows] if task == "panx" else \
+        ["\t".join(row) + "\n" for row in rows]
+    (data / path).write_text("".join(lines), encoding="utf-8")
+    args = ["evaluate", run, "--data-dir", data, "--cache-dir", tmp_path / "cache"]
+    cli(*args, "--languages", "de,en", "--output", tmp_path / "bench")
+    log = cli(*args, "--languages", f"de,en,{code}", "--output", tmp_path / "res")
+    bench = json.loads((tmp_path / "bench" / "results.json").read_text())
+    res = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert f"{task}: {code} outside its XTREME languages, scored apart" in log
+    assert res["languages"] == bench["languages"] == ["de", "en"] and res["extra_languages"] == [code]
+    assert res["scores"] == bench["scores"] and "extra_languages" not in bench  # the benchmark's, unchanged
+
+    pred = (tmp_path / "res" / "predictions" / task / f"test-{code}.tsv").read_text(encoding="utf-8")
+    gold = (tmp_path / "res" / "labels" / task / f"test-{code}.tsv").read_text(encoding="utf-8")
+    if task == "panx":
+        sentences = lambda text: [s.split("\n") for s in text.strip("\n").split("\n\n")]  # noqa: E731
+        assert sentences(gold) == [tags for _, tags in rows]
+        metric, expected = "f1", 100 * f1_score(sentences(gold), sentences(pred))
+    else:
+        assert gold.split() == [label for *_, label in rows]
+        metric = "accuracy"
+        expected = 100 * sum(p == g for p, g in zip(pred.split(), gold.split())) / len(rows)
+    extra = res["extra_scores"]
+    assert extra[code][metric] == pytest.approx(expected) and list(extra)[-1] == code
+    assert extra[f"avg_{metric}"] == extra["avg_metric"] == pytest.approx(expected)
+    again = score_folder(tmp_path / "res" / "predictions", tmp_path / "res" / "labels", [task])
+    assert again == {task: res["scores"]} and again.extras == {task: extra}  # `adapterxfer score` agrees
+    md = (tmp_path / "res" / "results.md").read_text()
+    assert f"| {code} |" not in md.split("extra languages")[0] and f"| {code} |" in md.split("extra languages")[1]
+
+
+def test_tatoeba_on_a_language_outside_its_set(tmp_path, tiny_model_dir, xtreme):
+    """Retrieval from XTREME's file naming (tatoeba/gn-en.gn, gn-en.en with the English side sorted), gold
+    from --labels; scored apart, the benchmark's languages as without it."""
+    from xtreme_fixtures import N_TATOEBA, sentence
+
+    data, labels = tmp_path / "data", tmp_path / "labels" / "tatoeba"
+    shutil.copytree(xtreme / "tatoeba", data / "tatoeba")
+    pairs = [("Che róga", "My house"), ("Aguyje ndéve", "Thank you"), ("Mba'éichapa", "How are you"),
+             ("Ko'ãga ára porã", "Today is a good day")]
+    english = sorted(en for _, en in pairs)
+    (data / "tatoeba" / "gn-en.gn").write_text("".join(gn + "\n" for gn, _ in pairs), encoding="utf-8")
+    (data / "tatoeba" / "gn-en.en").write_text("".join(en + "\n" for en in english), encoding="utf-8")
+    gold = [next(i for i, (_, en) in enumerate(pairs) if en == e) for e in english]  # per English line
+    labels.mkdir(parents=True)
+    (labels / "test-gn.tsv").write_text("".join(f"{i}\n" for i in gold))
+    de = [[sentence("en", i) for i in range(N_TATOEBA)].index(e) for e in sorted(sentence("en", i)
+                                                                                 for i in range(N_TATOEBA))]
+    (labels / "test-de.tsv").write_text("".join(f"{i}\n" for i in de))
+    args = ["evaluate", "--model", tiny_model_dir, "--task", "tatoeba", "--split", "test", "--data-dir", data,
+            "--labels", labels.parent]
+    cli(*args, "--languages", "de", "--output", tmp_path / "bench")
+    cli(*args, "--languages", "de,gn", "--output", tmp_path / "res")
+    bench = json.loads((tmp_path / "bench" / "results.json").read_text())
+    res = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert res["scores"] == bench["scores"] and res["languages"] == ["de"] and res["extra_languages"] == ["gn"]
+    pred = (tmp_path / "res" / "predictions" / "tatoeba" / "test-gn.tsv").read_text().split()
+    assert len(pred) == len(pairs)
+    expected = 100 * sum(int(p) == g for p, g in zip(pred, gold)) / len(pairs)
+    assert res["extra_scores"]["gn"]["accuracy"] == res["extra_scores"]["avg_metric"] == pytest.approx(expected)
+
+
+def test_a_language_outside_the_tasks_set_is_refused_without_its_file_or_a_task_that_scores_it(tmp_path):
+    from adapterxfer.data import load_examples
+    from adapterxfer.zeroshot import _languages, languages_list
+
+    root = write_xtreme_layout(tmp_path / "download", languages={"en", "de"})
+    panx = TASKS["panx"]
+    evaluate = lambda task, languages, data_dir=str(root): _languages(  # noqa: E731
+        TASKS[task], languages, "dev", data_dir, lambda *_: None, "xtreme")
+    with pytest.raises(UserError, match=r"--languages: panx has no ha \(its languages: ar, .*\); a language outside "
+                                        r"them needs its local files: pass --data-dir, a folder with panx/dev-ha\.tsv"):
+        evaluate("panx", "de,ha", None)  # the Hub serves the task's languages only
+    with pytest.raises(UserError, match=r"panx has no ha .*; a language outside them is read from its local files "
+                                        r"only: missing .*/download/panx/dev-ha\.tsv$"):
+        evaluate("panx", "de,ha")
+    (root / "panx" / "dev-ha.tsv").write_text("Kano\tB-LOC\n", encoding="utf-8")
+    assert evaluate("panx", "all,ha") == (["en", "de"], ["ha"])  # all: the XTREME languages with files
+    assert load_examples(panx, "dev", root, "ha") == [{"tokens": ["Kano"], "tags": ["B-LOC"]}]
+    with pytest.raises(UserError, match=r"task 'panx' has no language 'ha' .*read only from its local files under "
+                                        r"--data-dir, named as the task's"):
+        load_examples(panx, "dev", None, "ha")
+    with pytest.raises(UserError, match=r"task 'panx' has no language 'ig' "):
+        load_examples(panx, "dev", root, "ig")  # no file
+    for bad in ("H@", "hausa", "HA"):
+        with pytest.raises(UserError, match=rf"--languages: '{bad}' is not a language code \(2 or 3 lowercase"):
+            evaluate("panx", f"de,{bad}")
+    with pytest.raises(UserError, match=r"panx has no az in XTREME: add --benchmark xtreme-r"):
+        evaluate("panx", "de,az")  # another benchmark's language stays refused, as before
+    (root / "mlqa/MLQA_V1/dev/dev-context-sw-question-sw.json").write_text("{}")
+    with pytest.raises(UserError, match=r"mlqa has no sw .*, and takes no other: its answer normalisation is "
+                                        r"defined per language .*; tasks that do: pawsx, xnli, panx, udpos, bucc2018"):
+        evaluate("mlqa", "de,sw")
+    with pytest.raises(UserError, match=r"--languages: panx has no ha \(its languages"):
+        languages_list(panx, "de,ha")  # grid recipes and report: the benchmark's languages only
