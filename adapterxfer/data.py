@@ -107,15 +107,26 @@ def _has_local(spec: TaskSpec, split: str, data_dir, lang: str) -> bool:
                for s in _sources(spec, split, lang) for name in s.splits[split] for side in sides)
 
 
+def local_files(spec: TaskSpec, split: str, lang: str) -> list[str]:
+    """``lang``'s files of ``split`` as XTREME's download/ names them (a retrieval task's: both sides)."""
+    sides = (lang, "en") if spec.format == "retrieval" else (None,)
+    return [_fill(s.files[split], s, lang, side) for s in _sources(spec, split, lang) if s.files for side in sides]
+
+
 def _language(spec: TaskSpec, lang: str | None, split: str, data_dir) -> str:
     """``lang``, one of the task's (English: its training data, XCOPA's is COPA) or another language's code
     whose local files are under ``data_dir``."""
     lang = lang or "en"
-    if lang not in spec.all_languages and lang != "en" and not (
-            data_dir is not None and is_language_code(lang) and _has_local(spec, split, data_dir, lang)):
+    if lang in spec.all_languages or lang == "en":
+        return lang
+    local = data_dir is not None and is_language_code(lang)
+    if not (local and _has_local(spec, split, data_dir, lang)):
+        missing = [str(Path(data_dir) / f) for f in local_files(spec, split, lang)
+                   if not (Path(data_dir) / f).is_file()] if local else []
         raise UserError(f"task '{spec.name}' has no language '{lang}' (languages: {', '.join(spec.all_languages)}; "
                         f"another language is read only from its local files under --data-dir, named as the task's "
-                        f"in XTREME's download/, its code {CODE_SHAPE})")
+                        f"in XTREME's download/, its code {CODE_SHAPE}" +
+                        (f"; missing {', '.join(missing)})" if missing else ")"))
     return lang
 
 

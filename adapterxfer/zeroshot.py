@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from . import basemodel, modules, perturb, retrieval
-from .data import available_languages, load_examples, load_retrieval
+from .data import available_languages, load_examples, load_retrieval, local_files
 from .errors import UserError
 from .evaluation import inference_autocast, predict
 from .features import cached_tokenize, collate, first_sub_words, sorted_batches, tokenize, word_windows
@@ -248,14 +248,14 @@ def _check_extras(spec, extras, split, data_dir, benchmark) -> None:
     if SCORED[spec.name].no_extras:
         raise UserError(f"{known}, and takes no other: {SCORED[spec.name].no_extras}; tasks that do: "
                         f"{', '.join(t for t, x in SCORED.items() if not x.no_extras)}")
-    files = [s.files[split] for s in spec.sources if split in s.files]
     if data_dir is None:
         raise UserError(f"{known}; a language outside them needs its local files: pass --data-dir, a folder "
-                        f"with {files[-1].replace('{lang}', extras[0])} as XTREME's download/ names them")
+                        f"with {' and '.join(local_files(spec, split, extras[0]))} as XTREME's download/ names them")
     absent = [l for l in extras if l not in available_languages(spec, split, data_dir, benchmark, extras)[0]]
     if absent:
+        missing = [Path(data_dir) / f for f in local_files(spec, split, absent[0])]
         raise UserError(f"{known}; a language outside them is read from its local files only: missing "
-                        f"{Path(data_dir) / files[-1].replace('{lang}', absent[0])}")
+                        f"{', '.join(str(p) for p in missing if not p.is_file())}")
 
 
 def _split_for(spec: TaskSpec, split: str, log) -> str:

@@ -453,3 +453,25 @@ def test_a_language_outside_the_tasks_set_is_refused_without_its_file_or_a_task_
         evaluate("mlqa", "de,sw")
     with pytest.raises(UserError, match=r"--languages: panx has no ha \(its languages"):
         languages_list(panx, "de,ha")  # grid recipes and report: the benchmark's languages only
+
+
+def test_a_retrieval_language_outside_the_set_names_each_file_it_lacks(tmp_path):
+    """A retrieval language has two files (its side and English's) and BUCC's test needs the dev files too (the
+    threshold is tuned on them): the refusal names the files that are missing, not a pattern or 'no language'."""
+    from adapterxfer.data import load_retrieval
+    from adapterxfer.zeroshot import _languages
+
+    root = write_xtreme_layout(tmp_path / "download", languages={"en", "de"})
+    evaluate = lambda task, split, data_dir=str(root): _languages(  # noqa: E731
+        TASKS[task], "de,gn", split, data_dir, lambda *_: None, "xtreme")
+    (root / "tatoeba" / "gn-en.gn").write_text("Che róga\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"tatoeba has no gn .*: missing \S*/download/tatoeba/gn-en\.en$"):
+        evaluate("tatoeba", "test")
+    with pytest.raises(UserError, match=r"a folder with tatoeba/gn-en\.gn and tatoeba/gn-en\.en as XTREME's"):
+        evaluate("tatoeba", "test", None)
+    for side in ("gn", "en"):
+        (root / "bucc2018" / f"gn-en.test.{side}").write_text(f"gn-000000001\t{side}\n", encoding="utf-8")
+    assert evaluate("bucc2018", "test") == (["de"], ["gn"])
+    with pytest.raises(UserError, match=r"task 'bucc2018' has no language 'gn' .*; missing \S*/bucc2018/gn-en\.dev\.gn, "
+                                        r"\S*/bucc2018/gn-en\.dev\.en\)$"):
+        load_retrieval(TASKS["bucc2018"], "dev", "gn", root)  # the test split's threshold
