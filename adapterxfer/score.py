@@ -286,7 +286,7 @@ def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str],
             raise UserError(f"{path}: '{lang}' is not an {bench.title} {name} language ({', '.join(languages)}), "
                             f"and {name} scores no other: {task.no_extras}")
     langs = [lang for lang in languages if lang in pred_files]
-    if len(langs) < len(languages):
+    if langs and len(langs) < len(languages):  # none: no average (extra languages only)
         absent = [lang for lang in languages if lang not in pred_files]
         warnings.append(f"{name}: no predictions for {', '.join(absent)}; averages cover {len(langs)} of "
                         f"{len(languages)} languages, unlike {bench.title}'s")

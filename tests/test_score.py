@@ -275,7 +275,7 @@ def test_languages_outside_the_tasks_set_are_scored_apart(folders):
     assert "| ha |" not in text[:text.index("### panx: extra languages")]
     put(preds.parent / "only", "xnli", "quy", "neutral\nneutral\n")  # extra languages only: no benchmark scores
     only = score_folder(preds.parent / "only", labels)
-    assert dict(only) == {} and only.extras == {"xnli": scores.extras["xnli"]}
+    assert dict(only) == {} and only.warnings == [] and only.extras == {"xnli": scores.extras["xnli"]}
 
 
 def test_language_not_in_label_folder(folders):
