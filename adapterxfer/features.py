@@ -5,6 +5,7 @@ made at collation, so padding is never stored and every batch is padded only to 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -142,10 +143,11 @@ def cached_tokenize(cache_dir: str | Path | None, key: dict, fmt: str, examples:
     feats = tokenize(fmt, examples, tokenizer, max_length, **kw)
     path.parent.mkdir(parents=True, exist_ok=True)  # a folder of its own even beside a process of the same pid
     tmp = shared(Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent)))  # (another node, a container)
-    datasets.Dataset.from_list(feats).save_to_disk(str(tmp))
     try:
-        os.rename(tmp, path)  # never over a finished entry, which another process may be reading
-    except OSError:  # another process (a grid cell on the same data) published the same features meanwhile
+        datasets.Dataset.from_list(feats).save_to_disk(str(tmp))
+        with contextlib.suppress(OSError):  # another process (a grid cell on the same data) published them first
+            os.rename(tmp, path)  # never over a finished entry, which another process may be reading
+    finally:  # left: the features another process published first, or a save interrupted (Ctrl-C, a full disk)
         shutil.rmtree(tmp, ignore_errors=True)
     return feats
 

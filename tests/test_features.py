@@ -1,6 +1,7 @@
 """Batching and padding: every example once, little padding, first-sub-word tag labels, cache reuse."""
 import random
 
+import pytest
 import torch
 
 from adapterxfer.features import (IGNORE, _word_ranges, cached_tokenize, collate, length_grouped_batches,
@@ -184,6 +185,32 @@ def test_cache_keeps_an_entry_another_process_published_meanwhile(tmp_path, monk
     assert entry.stat().st_mode == (tmp_path / "plain").stat().st_mode  # readable as the others (a shared cache)
     monkeypatch.setattr(datasets.Dataset, "save_to_disk", real_save)
     assert featurise() == feats
+
+
+def test_an_interrupted_cache_write_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
+    """Ctrl-C or a full disk while the features are saved: no half-written temporary folder stays in the cache
+    (each has a name of its own, so none would ever be reused or removed), and the next run caches them."""
+    import datasets
+
+    import adapterxfer.features as features
+
+    monkeypatch.setattr(features, "tokenizer_fingerprint", lambda tok: "fixed")
+    real_save = datasets.Dataset.save_to_disk
+
+    def save_then_interrupt(self, path, **kw):
+        real_save(self, path, **kw)
+        raise KeyboardInterrupt
+
+    featurise = lambda: cached_tokenize(tmp_path / "cache", {"task": "t", "split": "train"}, "tagging",  # noqa: E731
+                                        [{"tokens": ["ab"], "tags": ["X"]}], SplitTokenizer(), 16, label2id={"X": 0})
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        featurise()
+    assert list((tmp_path / "cache").iterdir()) == []
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", real_save)
+    feats = featurise()
+    (entry,) = (tmp_path / "cache").iterdir()
+    assert (entry / "dataset_info.json").is_file() and featurise() == feats
 
 
 def test_tokenizer_fingerprint_ignores_the_truncation_a_call_left_set(tiny_model_dir):
