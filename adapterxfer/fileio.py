@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 UMASK = os.umask(0o022)  # the process's umask: there is no getter, so set it and put it back (once, at import)
@@ -16,7 +16,8 @@ os.umask(UMASK)
 def shared(path: Path) -> Path:
     """Give a file or folder that mkstemp/mkdtemp made private (0600/0700) the mode a plain ``open``/``mkdir``
     gives, so that what is renamed into place reads for others as everything else does (a team's hub folder)."""
-    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~UMASK)
+    with suppress(OSError):  # a file system without Unix modes (vfat) refuses: it has none to fix
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~UMASK)
     return path
 
 

@@ -218,7 +218,7 @@ def _languages(spec, languages, split, data_dir, log, benchmark) -> tuple[list[s
     the task's languages (in every benchmark), each evaluated only from its local files under ``data_dir``
     (XTREME's naming) and scored apart."""
     wanted, bench = languages_list(spec, languages, benchmark, extras=True), get_benchmark(benchmark)
-    extras = [l for l in wanted if l not in spec.all_languages]
+    extras = [l for l in wanted if l not in spec.all_languages and l != "en"]  # en: the training language
     wanted = [l for l in wanted if l not in extras]
     if extras:
         _check_extras(spec, extras, split, data_dir, benchmark)

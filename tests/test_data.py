@@ -139,3 +139,18 @@ def test_offline_hub_gives_one_line_with_the_local_alternative(monkeypatch):
         load_examples(get_task("mnli"), "dev", None)
     message = str(err.value)
     assert "\n" not in message and "--data-dir" in message and "validation_matched.jsonl" in message
+
+
+def test_atomic_writes_work_where_file_modes_cannot_be_set(tmp_path, monkeypatch):
+    """A file system without Unix modes (vfat) refuses chmod: the write still lands, no temporary file left."""
+    import os
+
+    from adapterxfer.fileio import write_json
+
+    def refuse(*_):
+        raise PermissionError("Operation not permitted")
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    write_json(tmp_path / "results.json", {"a": 1})
+    assert json.loads((tmp_path / "results.json").read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]

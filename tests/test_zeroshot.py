@@ -475,3 +475,5 @@ def test_a_retrieval_language_outside_the_set_names_each_file_it_lacks(tmp_path)
     with pytest.raises(UserError, match=r"task 'bucc2018' has no language 'gn' .*; missing \S*/bucc2018/gn-en\.dev\.gn, "
                                         r"\S*/bucc2018/gn-en\.dev\.en\)$"):
         load_retrieval(TASKS["bucc2018"], "dev", "gn", root)  # the test split's threshold
+    with pytest.raises(UserError, match=r"--languages: tatoeba has no en in XTREME$"):
+        _languages(TASKS["tatoeba"], "de,en", "test", str(root), lambda *_: None, "xtreme")
