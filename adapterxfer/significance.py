@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import warnings
 import zlib
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,11 +115,9 @@ def paired_bootstrap(rows: dict, base: dict, samples: int = 1000, seed: int | li
 
 def _one_blas_thread():
     """The products here are small: on a busy machine BLAS threads wait on each other for far longer than
-    they compute (20x slower measured on 2 shared cores), so use one where threadpoolctl is installed."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return nullcontext()
+    they compute (20x slower measured on 2 shared cores), so use one."""
+    from threadpoolctl import threadpool_limits
+
     return threadpool_limits(1, user_api="blas")
 
 
