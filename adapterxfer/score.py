@@ -206,6 +206,18 @@ TASKS: dict[str, XtremeTask] = {
     "xcopa": XtremeTask(**_CLASSIFY),
 }
 QA_TASKS = ("xquad", "mlqa", "tydiqa")
+#: A task file's target tasks are scored by format and metric, as the built-in task of the same kind.
+_BY_METRIC = {"accuracy": _CLASSIFY, "seqeval": _TAG, "squad": _QA, "mlqa": {**_QA, "metric": mlqa_scores},
+              "token_accuracy": {**_TAG, "metric": lambda preds, golds, lang: accuracy(sum(preds, []), sum(golds, []))}}
+
+
+def scorer(name: str) -> XtremeTask:
+    """How a target task's files are read and scored: XTREME's table, or for a task file's target task
+    (``adapterxfer --tasks``), by its metric."""
+    spec = SPECS.get(name)
+    if name not in TASKS and not (spec and spec.origin and spec.is_target):
+        raise UserError(f"unknown XTREME task '{name}' (known: {', '.join(TASKS)})")
+    return TASKS.get(name) or XtremeTask(**_BY_METRIC[spec.metric])
 
 
 class Scores(dict):
@@ -224,7 +236,7 @@ class Scores(dict):
 def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[str] | None = None,
                  benchmark: str = "xtreme") -> Scores:
     """Score ``pred_dir`` against ``label_dir`` for ``tasks`` (default: each task folder of ``benchmark``,
-    ``xtreme`` or ``xtreme-r``, in ``pred_dir``).
+    ``xtreme`` or ``xtreme-r``, or of a task file's target task, in ``pred_dir``).
 
     Each task scores the languages that have a prediction file; averages are over those languages,
     summed in the benchmark's order, so a full submission gets exactly its numbers (a partial one, a warning).
@@ -242,7 +254,8 @@ def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[st
 
 def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None, bench: Benchmark) -> list[str]:
     if tasks is None:
-        names = [name for name in bench.tasks if (pred_dir / name).is_dir()]
+        user = [name for name, spec in SPECS.items() if spec.origin and spec.is_target]  # a task file's
+        names = [name for name in (*bench.tasks, *user) if (pred_dir / name).is_dir()]
         if not names:
             other = next((b for b in BENCHMARKS.values() if any((pred_dir / t).is_dir() for t in b.tasks)), None)
             hint = f"; its {other.title} tasks: add --benchmark {other.name}" if other else ""
@@ -250,13 +263,12 @@ def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None, bench: Benchmark)
         return names
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     for name in tasks:
-        if name not in TASKS:
-            raise UserError(f"unknown XTREME task '{name}' (known: {', '.join(TASKS)})")
-    return [name for name in dict.fromkeys((*bench.tasks, *TASKS)) if name in tasks]
+        scorer(name)
+    return [name for name in dict.fromkeys((*bench.tasks, *TASKS, *tasks)) if name in tasks]
 
 
 def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str], bench: Benchmark) -> dict[str, Any]:
-    task, languages = TASKS[name], SPECS[name].languages_in(bench.name)
+    task, languages = scorer(name), SPECS[name].languages_in(bench.name)
     for folder, what in ((pred_dir, "predictions"), (gold_dir, "labels")):
         if not folder.is_dir():
             raise UserError(f"no {name} {what}: {folder} does not exist")
@@ -284,7 +296,7 @@ def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str], 
         per_lang[lang] = task.metric(preds, golds, lang)
 
     averages = {f"avg_{m}": mean(per_lang[lang][m] for lang in langs) for m in per_lang[langs[0]]}
-    if name in QA_TASKS:
+    if "avg_exact_match" in averages:  # QA
         averages["avg_metric"] = (averages["avg_exact_match"] + averages["avg_f1"]) / 2
     else:
         averages["avg_metric"] = averages.get("avg_f1", averages.get("avg_accuracy"))

@@ -26,7 +26,7 @@ from .errors import UserError
 from .evaluation import inference_autocast, predict
 from .features import cached_tokenize, collate, first_sub_words, sorted_batches, tokenize, word_windows
 from .fileio import write_json, write_text
-from .score import TASKS as SCORED, Scores, markdown_scores, score_folder
+from .score import TASKS as SCORED, Scores, markdown_scores, score_folder, scorer
 from .tasks import BENCHMARKS, TaskSpec, get_benchmark, get_task
 
 
@@ -85,7 +85,7 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     clean_done = _clean_results(clean_results, spec.name, split, langs, model) if clean_results and ops else None
     variants = ({} if clean_done else {out: []}) | ({out / "perturbed": ops} if ops else {})  # clean, perturbed
     have_gold = dict.fromkeys(variants, True)
-    ext = SCORED[spec.name].ext
+    ext = scorer(spec.name).ext
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:  # every language first,
         for lang in langs:  # so that a failure leaves no folder half of this module's and half another's
@@ -124,6 +124,8 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
                "model": model, "languages": langs,
                "missing_languages": [l for l in languages_list(spec, languages, benchmark) if l not in langs],
                "scores": clean, "warnings": getattr(scores[out], "warnings", [])}
+    if spec.origin:  # a task file's task: which file, as it was
+        results["task_file"] = {"path": spec.origin[0], "sha256": spec.origin[1]}
     for warning in results["warnings"]:
         log(f"warning: {warning}")
     if spec.format == "retrieval":
