@@ -1128,7 +1128,7 @@ def run_cell_cmd(cell_id, out):
         raise UserError(f"no cell {cell_id} in {out} (no {path}); plan it with adapterxfer grid RECIPE --out {out}")
     cell = Cell(**json.loads(path.read_text()))
     use_task_files(cell.run.get("task_files", []))
-    if cell.identity.get("task_file") not in (None, get_task(cell.task).origin[1]):
+    if cell.identity.get("task_file") and cell.identity["task_file"] != get_task(cell.task).origin[1]:
         raise UserError(f"{get_task(cell.task).origin[0]} changed since {cell_id} was planned: rerun adapterxfer grid "
                         f"RECIPE --out {out} to plan its cells anew")
     state = execute(cell, Path(out), None if _writes_to(path.parent / "log.txt")
