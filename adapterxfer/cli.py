@@ -1,6 +1,8 @@
 """The ``adapterxfer`` command line (click). Errors in user input print one line and exit 2."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .errors import UserError, friendly
@@ -8,14 +10,26 @@ from .errors import UserError, friendly
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="adapterxfer")
-def main():
+@click.option("--tasks", "task_files", multiple=True, type=click.Path(dir_okay=False), envvar="ADAPTERXFER_TASKS",
+              help="A task file (YAML) of your own tasks, for every command (repeatable; or ADAPTERXFER_TASKS="
+                   "FILE[:FILE]); see the README's 'Your own tasks'.")
+@friendly
+def main(task_files):
     """English intermediate-task training of adapters/LoRA on a frozen XLM-R, zero-shot on XTREME.
 
     \b
     adapterxfer demo                               # the whole pipeline on a tiny offline model
     adapterxfer tasks                              # the task registry
     adapterxfer train-intermediate mnli --output modules/mnli
+    adapterxfer --tasks mytasks.yaml train-target masakhaner --stack modules/mnli --data-dir ./data -o runs/ner
     """
+    import os
+
+    from .tasks import use_task_files
+
+    if task_files:  # processes started from this one (grid cells, launchers) read them too
+        use_task_files(task_files)
+        os.environ["ADAPTERXFER_TASKS"] = os.pathsep.join(str(Path(f).resolve()) for f in task_files)
 
 
 BENCHMARK = click.option("--benchmark", type=click.Choice(["xtreme", "xtreme-r"]), default="xtreme", show_default=True,
@@ -28,7 +42,8 @@ BENCHMARK = click.option("--benchmark", type=click.Choice(["xtreme", "xtreme-r"]
 def tasks_cmd(benchmark):
     """List the registered tasks: format, metric, languages and data source.
 
-    Intermediate tasks first, then the --benchmark's target tasks with its language counts.
+    Intermediate tasks first, then the --benchmark's target tasks with its language counts, then the
+    target tasks of task files (--tasks).
 
     \b
     Examples:
@@ -39,12 +54,14 @@ def tasks_cmd(benchmark):
 
     bench = get_benchmark(benchmark)
     rows = [("name", "format", "metric", "langs", "source")]
-    for t in [t for t in TASK_LIST if not t.is_target] + [get_task(n) for n in bench.tasks]:
+    user_targets = [t for t in TASK_LIST if t.origin and t.is_target]
+    for t in [t for t in TASK_LIST if not t.is_target] + [get_task(n) for n in bench.tasks] + user_targets:
         if t.members:
             source = "+".join(t.members)
         else:
             source = ", ".join(dict.fromkeys(f"{s.hf_path}" + (f"/{s.hf_config}" if s.hf_config else "")
                                              if s.hf_path else "local files only" for s in t.sources))
+        source += f" (task file {t.origin[0]})" if t.origin else ""
         rows.append((t.name, t.format, t.metric, str(len(t.languages_in(bench.name))), source))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:

@@ -49,7 +49,7 @@ from .errors import UserError, friendly
 from .fileio import sha256_file, sha256_json, write_json, write_text
 from .recipes import DEMO, NOT_IDENTITY, Recipe, load_recipe
 from .sampling import sample_size
-from .tasks import get_task
+from .tasks import get_task, use_task_files
 from .training import checkpoints, partial_dir
 
 KINDS = {"intermediate": "inter", "target": "target", "evaluate": "eval"}
@@ -255,10 +255,12 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
                     "on": on.identity["hash"] if on else None}
         if recipe.gpus_per_cell > 1:  # W processes take W x the examples per step: another module
             identity["processes"] = recipe.gpus_per_cell
+        if spec.origin:  # a task file's task: as the file says now
+            identity["task_file"] = spec.origin[1]
         cell = add(kind, row, task, seed, [on] if on else [], identity, {})
         cfg.output = str(cell.folder(out) / "module")
         cfg.stack = str(on.folder(out) / "module") if on else None
-        cell.run = {"config": asdict(cfg), "processes": recipe.gpus_per_cell}
+        cell.run = {"config": asdict(cfg), "processes": recipe.gpus_per_cell, "task_files": recipe.task_files}
         return cell
 
     def eval_cell(row, task, seed, of: Cell | None, step: tuple | None = None, clean: Cell | None = None) -> Cell:
@@ -282,12 +284,14 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
                     "of": of.identity["hash"] if of else None, "model": None if of else model_fp}
         if step:  # a clean cell's identity stays as it was before ladders existed
             identity.update(perturb=step[0], perturb_seed=recipe.evaluate.perturb_seed)
+        if spec.origin:
+            identity["task_file"] = spec.origin[1]
         deps = ([of] if of else []) + ([clean] if step else [])
         cell = add("evaluate", row, task, seed, deps, identity, {}, step[1] if step else "")
         cell.run = {"module": str(of.folder(out) / "module") if of else None, "task": task, "split": split,
                     "languages": langs, "data_dir": data_dir, "labels_dir": labels, "model": paths.model,
                     "batch_size": recipe.evaluate.batch_size, "layer": recipe.evaluate.layer,
-                    "benchmark": recipe.benchmark,
+                    "benchmark": recipe.benchmark, "task_files": recipe.task_files,
                     "cache_dir": recipe.train.get("cache_dir"), "output": str(cell.folder(out) / "eval")}
         if step:
             cell.run.update(perturbations=step[0], seed=recipe.evaluate.perturb_seed,
@@ -481,6 +485,7 @@ def _run_eval(cell: Cell, log) -> dict:
 
     run = dict(cell.run)
     output = run.pop("output")
+    run.pop("task_files", None)  # registered by run-cell
     run["cache_dir"] = run["cache_dir"] or str(DEFAULT_CACHE)
     shutil.rmtree(output, ignore_errors=True)  # an interrupted evaluation starts again
     results = evaluate_run(run.pop("module"), output, **run, log=log)
@@ -1121,7 +1126,12 @@ def run_cell_cmd(cell_id, out):
     path = Path(out) / "cells" / cell_id / "cell.json"
     if not path.is_file():
         raise UserError(f"no cell {cell_id} in {out} (no {path}); plan it with adapterxfer grid RECIPE --out {out}")
-    state = execute(Cell(**json.loads(path.read_text())), Path(out), None if _writes_to(path.parent / "log.txt")
+    cell = Cell(**json.loads(path.read_text()))
+    use_task_files(cell.run.get("task_files", []))
+    if cell.identity.get("task_file") and cell.identity["task_file"] != get_task(cell.task).origin[1]:
+        raise UserError(f"{get_task(cell.task).origin[0]} changed since {cell_id} was planned: rerun adapterxfer grid "
+                        f"RECIPE --out {out} to plan its cells anew")
+    state = execute(cell, Path(out), None if _writes_to(path.parent / "log.txt")
                     else click.echo)  # --devices points this process's output at the log already
     if distributed.is_main():  # under accelerate launch, the main process speaks for the cell
         click.echo(f"{cell_id}: {state}")

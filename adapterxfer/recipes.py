@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .tasks import BENCHMARKS, get_benchmark, get_task
+from .fileio import sha256_file
+from .tasks import ALIASES, BENCHMARKS, FORMATS, METRIC_KEYS, TASKS, Source, TaskSpec, get_benchmark, get_task
 from .training import SPEED_SETTINGS, TrainConfig
 
 DEMO = "demo"
@@ -83,6 +84,7 @@ class Recipe:
     cost: Cost
     slurm: Slurm
     description: str = ""
+    task_files: list = field(default_factory=list)  # the recipe's task files (absolute paths), for every cell
     gpus_per_cell: int = 1  # GPUs (accelerate launch processes) per training cell, for --devices and --slurm
     benchmark: str = "xtreme"  # whose target tasks and language sets: xtreme or xtreme-r
 
@@ -115,7 +117,7 @@ def models_of(model) -> list[str]:
     return list(model) if isinstance(model, list) else [model]
 
 
-_SECTIONS = {"name": str, "description": str, "benchmark": str, "model": (str, list), "seeds": list,
+_SECTIONS = {"name": str, "description": str, "benchmark": str, "tasks": (str, list), "model": (str, list), "seeds": list,
              "gpus_per_cell": int, "module": dict, "train": dict, "intermediate": dict, "targets": dict, "evaluate": dict, "cost": dict,
              "slurm": dict}
 _TRAIN_TYPES = {f.name: f.type for f in fields(TrainConfig)}
@@ -137,6 +139,26 @@ def read_settings(path: str | Path) -> dict:
     return _Reader(path, lines).settings(data, (), [k for k in _TRAIN_TYPES if k != "task"])
 
 
+#: What a task file's task may say: TaskSpec's fields (``sources``: a list of Source's), less the built-ins' own.
+_TASK_KEYS = [f.name for f in fields(TaskSpec) if f.name not in ("benchmark_languages", "members", "origin")]
+_SOURCE_KEYS = [f.name for f in fields(Source)]
+#: The formats a task file may use, and the metrics that can score each (retrieval is by built-in tasks only).
+_FORMAT_METRICS = {"classification": ("accuracy",), "multiple_choice": ("accuracy",), "tagging": ("seqeval",
+                   "token_accuracy"), "span_qa": ("squad", "mlqa")}
+_REQUIRED_FIELDS = {"classification": ("text_a", "label"), "multiple_choice": ("context", "choices", "label"),
+                    "tagging": (), "span_qa": ("id", "question", "context", "answers")}
+_LOCAL_FORMATS = {"table": None, "tsv": None, "conll": "tagging", "squad": "span_qa"}  # -> the one format it reads
+
+
+def load_task_file(path: str | Path) -> list[TaskSpec]:
+    """The tasks of a task file: ``tasks:``, a list of :class:`~adapterxfer.tasks.TaskSpec` fields whose
+    ``sources:`` are lists of :class:`~adapterxfer.tasks.Source` fields, each checked; a :class:`UserError` names
+    the file, line and key of any problem. Each spec's ``origin`` is the file's path and content hash."""
+    path = Path(path).expanduser().resolve()
+    data, lines = _load_yaml(path, "task file")
+    return _Reader(path, lines).task_file(data, sha256_file(path))
+
+
 def _load_yaml(path: Path, what: str) -> tuple:
     """(the document, ``{key path: line}``) of a YAML file; a key given twice in a mapping is refused."""
     import yaml
@@ -155,7 +177,12 @@ def _load_yaml(path: Path, what: str) -> tuple:
         return data, _lines(node)
     except _Twice as e:
         at, line = e.args
-        raise UserError(f"{path}:{line}: {'.'.join(map(str, at))}: given twice (the last would win)") from None
+        raise UserError(f"{path}:{line}: {_key(at)}: given twice (the last would win)") from None
+
+
+def _key(at: tuple) -> str:
+    """A key path as written: ``tasks[0].name``."""
+    return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in at).lstrip(".")
 
 
 class _Twice(Exception):
@@ -189,8 +216,7 @@ class _Reader:
 
     def error(self, at: tuple, message: str) -> UserError:
         line = next((self.lines[at[:n]] for n in range(len(at), -1, -1) if at[:n] in self.lines), "?")
-        key = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in at).lstrip(".")
-        return UserError(f"{self.path}:{line}: {key + ': ' if key else ''}{message}")
+        return UserError(f"{self.path}:{line}: {_key(at) + ': ' if at else ''}{message}")
 
     def mapping(self, value, at: tuple, known) -> dict:
         if value is None:
@@ -266,6 +292,149 @@ class _Reader:
             raise self.error(at, "no tasks")
         return out
 
+    def task_file(self, data, sha: str) -> list[TaskSpec]:
+        entries = self.mapping(data, (), ("tasks",)).get("tasks")
+        if not isinstance(entries, list) or not entries:
+            raise self.error(("tasks",), "expected a list of tasks, each with name, format, metric and sources")
+        specs: dict[str, TaskSpec] = {}
+        for i, entry in enumerate(entries):
+            spec = self.user_task(entry, ("tasks", i), (str(self.path), sha))
+            if spec.name in specs:
+                raise self.error(("tasks", i, "name"), f"task '{spec.name}' is defined twice in this file")
+            specs[spec.name] = spec
+        return list(specs.values())
+
+    def user_task(self, entry, at: tuple, origin: tuple) -> TaskSpec:
+        """One task of a task file; every check that needs only the file is made here, with its line."""
+        v = self.mapping(entry, at, _TASK_KEYS)
+        for key in ("name", "format", "metric", "sources"):
+            if v.get(key) is None:
+                raise self.error(at, f"required: {key}")
+        name = self.typed(v["name"], "str", at + ("name",))
+        known = TASKS.get(name)
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise self.error(at + ("name",), f"'{name}': a task name is lower-case letters, digits and _")
+        if name in ALIASES or (known and not known.origin):
+            raise self.error(at + ("name",), f"'{name}' is a built-in task (or its alias): give yours another name")
+        if known and known.origin[0] != origin[0]:
+            raise self.error(at + ("name",), f"task '{name}' is defined in {known.origin[0]} already")
+        fmt, metric = (self.typed(v[k], "str", at + (k,)) for k in ("format", "metric"))
+        if fmt not in _FORMAT_METRICS:
+            raise self.error(at + ("format",), f"unknown format '{fmt}' (a task file's: {', '.join(_FORMAT_METRICS)})")
+        if metric not in METRIC_KEYS:
+            raise self.error(at + ("metric",), f"unknown metric '{metric}' (known: {', '.join(METRIC_KEYS)})")
+        if metric not in _FORMAT_METRICS[fmt]:
+            raise self.error(at + ("metric",), f"{metric} cannot score {fmt} predictions (it takes "
+                                               f"{' or '.join(_FORMAT_METRICS[fmt])})")
+        labels = v.get("labels")
+        if labels is not None:
+            if fmt not in ("classification", "tagging"):
+                raise self.error(at + ("labels",), f"a {fmt} task has no label list")
+            labels = self.strings(labels, at + ("labels",))
+        if fmt == "classification" and (labels is None or len(labels) < 2):
+            raise self.error(at + (("labels",) if "labels" in v else ()),
+                             "a classification task needs labels: its label names, in the order of label ids 0, 1, ...")
+        choices = v.get("num_choices")
+        if (choices is None) == (fmt == "multiple_choice"):
+            raise self.error(at + (("num_choices",) if choices is not None else ()),
+                             "a multiple_choice task needs num_choices" if choices is None else
+                             f"a {fmt} task has no num_choices")
+        if choices is not None and self.typed(choices, "int", at + ("num_choices",)) < 2:
+            raise self.error(at + ("num_choices",), "must be at least 2")
+        languages = self.strings(v.get("languages", ["en"]), at + ("languages",))
+        fields_ = self.field_map(v.get("fields"), at + ("fields",), fmt)
+        sources = v["sources"]
+        if not isinstance(sources, list) or not sources:
+            raise self.error(at + ("sources",), "expected a list of sources, each with splits")
+        sources = tuple(self.user_source(s, at + ("sources", i), fmt, fields_, languages != ("en",))
+                        for i, s in enumerate(sources))
+        if not any("train" in s.splits for s in sources):
+            raise self.error(at + ("sources",), "no source has a train split: a task is trained on it")
+        return TaskSpec(name=name, format=fmt, metric=metric, sources=sources, fields=fields_, labels=labels,
+                        num_choices=choices, languages=languages, origin=origin,
+                        description=self.typed(v.get("description", ""), "str", at + ("description",)),
+                        note=self.typed(v.get("note", ""), "str", at + ("note",)),
+                        max_length=self.typed(v.get("max_length", 256), "int", at + ("max_length",)),
+                        pad_choices=self.typed(v.get("pad_choices", False), "bool", at + ("pad_choices",)),
+                        no_dev=self.strings(v.get("no_dev", []), at + ("no_dev",)))
+
+    def user_source(self, entry, at: tuple, fmt: str, task_fields: dict, target: bool) -> Source:
+        v = self.mapping(entry, at, _SOURCE_KEYS)
+        splits = self.mapping(v.get("splits"), at + ("splits",), ("train", "dev", "test"))
+        if not splits:
+            raise self.error(at + ("splits",), "required: our split names (train, dev, test), each with the "
+                                               "source's split names")
+        splits = {k: self.strings([n] if isinstance(n, str) else n, at + ("splits", k)) for k, n in splits.items()}
+        local = self.typed(v.get("local_format", "table"), "str", at + ("local_format",))
+        if local not in _LOCAL_FORMATS:
+            raise self.error(at + ("local_format",), f"unknown local format '{local}' (known: "
+                                                     f"{', '.join(_LOCAL_FORMATS)})")
+        if _LOCAL_FORMATS[local] not in (None, fmt):
+            raise self.error(at + ("local_format",), f"{local} files hold {_LOCAL_FORMATS[local]} data, not {fmt}")
+        files = self.mapping(v.get("files"), at + ("files",), list(splits))
+        for split, pattern in files.items():
+            self.typed(pattern, "str", at + ("files", split))
+            if target and split != "train" and "{lang}" not in pattern:
+                raise self.error(at + ("files", split), f"a target task's {split} files are per language: put "
+                                                        f"{{lang}} in the pattern (e.g. {split}-{{lang}}.tsv)")
+        hf_path = self.typed(v.get("hf_path"), "str | None", at + ("hf_path",))
+        if target and not files and not hf_path:
+            raise self.error(at, "a target task's local files need a files: pattern per split, with {lang}")
+        columns = self.strings(v.get("columns", []), at + ("columns",))
+        if local == "tsv" and not columns:
+            raise self.error(at + ("local_format",), "header-less tsv files need columns: (names for the fields)")
+        fields_ = self.field_map(v.get("fields"), at + ("fields",), fmt) if v.get("fields") is not None else None
+        missing = [k for k in _REQUIRED_FIELDS[fmt] if k not in (fields_ or task_fields)]
+        if missing:
+            raise self.error(at + (("fields",) if fields_ else ()), f"fields: a {fmt} task needs "
+                                                                     f"{', '.join(missing)} (see adapterxfer.tasks)")
+        unlabelled = self.strings(v.get("unlabelled", []), at + ("unlabelled",))
+        where = v.get("hf_where")
+        if where is not None and (len(self.strings(where, at + ("hf_where",))) != 2):
+            raise self.error(at + ("hf_where",), "expected [column, pattern]")
+        names = self.mapping(v.get("lang_names"), at + ("lang_names",), _AnyKey())
+        return Source(hf_path=hf_path, hf_config=self.typed(v.get("hf_config"), "str | None", at + ("hf_config",)),
+                      splits=splits, subdir=self.typed(v.get("subdir", ""), "str", at + ("subdir",)),
+                      skip_labels=tuple(self.typed(v.get("skip_labels", []), "list", at + ("skip_labels",))),
+                      local_format=local, files=files, columns=columns, fields=fields_, unlabelled=unlabelled,
+                      hf_where=tuple(where) if where else None,
+                      lang_names={k: self.typed(n, "str", at + ("lang_names", k)) for k, n in names.items()})
+
+    def strings(self, value, at: tuple) -> tuple[str, ...]:
+        """A list of distinct texts, as a tuple."""
+        for i, item in enumerate(self.typed(value, "list", at)):
+            self.typed(item, "str", at + (i,))
+        if len(set(value)) != len(value):
+            raise self.error(at, "an item is listed twice")
+        return tuple(value)
+
+    def field_map(self, value, at: tuple, fmt: str) -> dict:
+        """Field expressions (see :mod:`adapterxfer.tasks`): a column, a list of columns, or a mapping
+        {column, offset}, {index_of, in} or {template}."""
+        out = self.mapping(value, at, FORMATS[fmt])
+        shapes = ({"column"}, {"column", "offset"}, {"index_of", "in"}, {"template"})
+        for key, expr in out.items():
+            ok = isinstance(expr, str) or (isinstance(expr, list) and expr and all(isinstance(c, str) for c in expr)) \
+                or (isinstance(expr, dict) and set(expr) in shapes)
+            if not ok:
+                raise self.error(at + (key,), f"not a field expression: a column, a list of columns, or "
+                                              f"{{column, offset}}, {{index_of, in}} or {{template}}; got {expr!r}")
+        return out
+
+    def task_files(self, value) -> list[str]:
+        """``tasks:``, one task file or a list, relative to the recipe: registered, as absolute paths."""
+        from .tasks import use_task_files
+
+        files = []
+        for i, name in enumerate([value] if isinstance(value, str) else value or []):
+            at = ("tasks",) if isinstance(value, str) else ("tasks", i)
+            path = (self.path.parent / Path(self.typed(name, "str", at)).expanduser()).resolve()
+            if not path.is_file():
+                raise self.error(at, f"task file {path} not found")
+            files.append(str(path))
+        use_task_files(files)
+        return files
+
     def benchmark(self, value) -> str:
         try:
             return get_benchmark(value).name
@@ -283,6 +452,7 @@ class _Reader:
             if key in top and top[key] is not None and not isinstance(top[key], kind):
                 names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
                 raise self.error((key,), f"expected {names}, got {_kind(top[key])}")
+        task_files = self.task_files(top.get("tasks"))
         if not top.get("model"):
             raise self.error(("model",), "required: the base model (hub id, local folder, or 'demo'), or a list "
                                          "of them")
@@ -323,7 +493,7 @@ class _Reader:
             evaluate=self.section(Evaluate, top.get("evaluate"), ("evaluate",)),
             cost=self.section(Cost, top.get("cost"), ("cost",)),
             slurm=self.section(Slurm, top.get("slurm"), ("slurm",)),
-            gpus_per_cell=self.typed(top.get("gpus_per_cell", 1), "int", ("gpus_per_cell",)),
+            gpus_per_cell=self.typed(top.get("gpus_per_cell", 1), "int", ("gpus_per_cell",)), task_files=task_files,
         )
         if recipe.slurm.gpus_per_cell is not None:  # the older spelling
             if "gpus_per_cell" in top and top["gpus_per_cell"] != recipe.slurm.gpus_per_cell:
@@ -359,7 +529,7 @@ class _Reader:
                 raise self.error(self.blame(r, row, at, str(e)), str(e)) from None
         bench = BENCHMARKS[r.benchmark]
         for task in r.targets:
-            if task not in bench.tasks:
+            if task not in bench.tasks and not get_task(task).origin:  # a task file's are in no benchmark
                 raise self.error(("targets", "tasks", task), f"'{task}' is not a {bench.title} task "
                                                              f"({', '.join(bench.tasks)}; see benchmark:)")
         if r.evaluate.split not in ("dev", "test"):

@@ -24,8 +24,8 @@ from .grid import FULL_FT_TIME, Cell, _du, _size, _slug, base_parameters, read_p
 from .metrics import mean
 from .languages import GROUPINGS, group_languages
 from .recipes import models_of
-from .score import QA_TASKS, TASKS as XTREME_ORDER
-from .tasks import BENCHMARKS, get_task
+from .score import scorer
+from .tasks import BENCHMARKS, get_task, use_task_files
 from .zeroshot import languages_list
 
 NAMES = {"pawsx": "PAWS-X", "xnli": "XNLI", "panx": "PAN-X", "udpos": "UD-POS", "bucc2018": "BUCC",
@@ -65,6 +65,11 @@ class Table:
     split: str
     benchmark: str = "xtreme"
 
+    @property
+    def averaged(self) -> list:
+        """The columns the average is over: the benchmark's (a task file's target task is in none)."""
+        return [c for c in self.columns if c in BENCHMARKS[self.benchmark].tasks]
+
     def delta(self, row: str, column: str) -> float | None:
         base, here = self.entries.get(("baseline", column)), self.entries.get((row, column))
         if row == "baseline" or not base or not here or base.mean is None or here.mean is None:
@@ -100,7 +105,8 @@ def collect(out: str | Path, model: str | None = None) -> tuple[dict, list[Cell]
     recipe, cells = read_plan(out)
     rows = (["baseline"] if recipe["baseline"] else []) + list(recipe["intermediates"])
     benchmark = BENCHMARKS[recipe.get("benchmark", "xtreme")]  # plans written before benchmarks: XTREME
-    columns = [t for t in benchmark.tasks if t in recipe["targets"]]
+    use_task_files(recipe.get("task_files", []))  # the grid's own tasks: its columns after the benchmark's
+    columns = [t for t in benchmark.tasks if t in recipe["targets"]] + [t for t in recipe["targets"] if get_task(t).origin]
     entries = {(r, c): Entry() for r in rows for c in columns}
     by_id = {c.id: c for c in cells}
 
@@ -123,10 +129,10 @@ def collect(out: str | Path, model: str | None = None) -> tuple[dict, list[Cell]
     for row in rows:  # per seed, the mean of the task scores; a seed-independent cell counts for every seed
         entry = entries[(row, AVERAGE)] = Entry()
         for seed in recipe["seeds"]:
-            parts = [entries[(row, c)] for c in columns]
-            if all(p.complete for p in parts):
+            parts = [entries[(row, c)] for c in columns if c in benchmark.tasks]
+            if parts and all(p.complete for p in parts):
                 entry.scores[seed] = mean(p.scores.get(seed, p.scores.get(None)) for p in parts)
-        entry.missing = [m for c in columns for m in entries[(row, c)].missing]
+        entry.missing = [m for c in columns if c in benchmark.tasks for m in entries[(row, c)].missing]
     table = Table(recipe["name"], rows, columns + [AVERAGE], recipe["seeds"], entries, recipe["evaluate"]["split"],
                   benchmark.name)
     return recipe, cells, table
@@ -175,13 +181,13 @@ def _header(column: str, n_columns: int, benchmark: str = "xtreme") -> str:
     if column == AVERAGE:
         bench = BENCHMARKS[benchmark]
         return f"{bench.title} avg" if n_columns == len(bench.tasks) else f"avg ({n_columns} of {len(bench.tasks)} tasks)"
-    return f"{NAMES[column]} {METRICS[get_task(column).metric]}"
+    return f"{NAMES.get(column, column)} {METRICS.get(get_task(column).metric, 'acc')}"
 
 
 def markdown(table: Table, intervals: dict | None = None) -> tuple[str, list[str]]:
     """The table in markdown and the list of what is missing or partial; with ``intervals`` (from
     :func:`bootstrap`), a delta whose 95% interval excludes zero gets a ``*``."""
-    n = len(table.columns) - 1
+    n = len(table.averaged)
     lines = ["| intermediate task | " + " | ".join(_header(c, n, table.benchmark) for c in table.columns) + " |",
              "|---|" + "---:|" * len(table.columns)]
     notes = []
@@ -295,7 +301,7 @@ def heatmap(table: Table, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(1.1 * len(table.columns) + 2, 0.5 * len(rows) + 1.6))
     cmap = plt.get_cmap("RdBu").with_extremes(bad="#dddddd")
     ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=TwoSlopeNorm(0, -span, span), aspect="auto")
-    ax.set_xticks(range(len(table.columns)), [_header(c, len(table.columns) - 1, table.benchmark) for c in table.columns],
+    ax.set_xticks(range(len(table.columns)), [_header(c, len(table.averaged), table.benchmark) for c in table.columns],
                   rotation=40, ha="right")
     ax.set_yticks(range(len(rows)), rows)
     for i in range(len(rows)):
@@ -369,7 +375,7 @@ def _scored(out: Path, cells: list[Cell]) -> dict:
 
 def _language_score(task: str, metrics: dict) -> float:
     """A language's task score as XTREME's average counts it (QA: the mean of exact match and F1)."""
-    if task in QA_TASKS:
+    if "exact_match" in metrics:  # QA
         return (metrics["exact_match"] + metrics["f1"]) / 2
     return metrics["f1"] if "f1" in metrics else metrics["accuracy"]
 
@@ -411,7 +417,7 @@ def grouped(table: Table, scored: dict, by: str, model: str | None = None) -> tu
                         e.scores[seed] = mean(_language_score(task, res["scores"][lang]) for lang in have)
                     else:
                         e.missing.append((cell.id, f"no {group} language scored"))
-        lines = [f"### {NAMES[task]} {METRICS[get_task(task).metric]} by {by}", "",
+        lines = [f"### {NAMES.get(task, task)} {METRICS.get(get_task(task).metric, 'acc')} by {by}", "",
                  "| intermediate task | " + " | ".join(f"{g} ({len(v)})" for g, v in groups.items()) + " |",
                  "|---|" + "---:|" * len(groups)]
         for row in table.rows:
@@ -490,7 +496,7 @@ def bootstrap(out: Path, table: Table, scored: dict, samples: int = 1000, seed: 
 
 def _example_files(out: Path, cell: Cell, task: str, lang: str) -> tuple[Path, Path]:
     """An evaluation cell's prediction file for ``lang`` and the gold file it was scored against."""
-    name = f"test-{lang}.{XTREME_ORDER[task].ext}"
+    name = f"test-{lang}.{scorer(task).ext}"
     folder, labels = cell.folder(out) / "eval", cell.run.get("labels_dir")
     files = folder / "predictions" / task / name, (Path(labels) if labels else folder / "labels") / task / name
     for path in files:

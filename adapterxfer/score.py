@@ -15,6 +15,7 @@ count, unknown language, unreadable file) raise :class:`UserError`; problems tha
 """
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +194,8 @@ _QA = dict(ext="json", read_pred=_read_qa_predictions, read_gold=_read_squad_gol
 
 #: Every target task, XTREME's in its order, then XTREME-R's; a task's languages in each benchmark (XTREME's
 #: ``TASK2LANGS``, XTREME-R's lists) come from the task registry (``TaskSpec.languages_in``).
+_MLQA = {**_QA, "metric": mlqa_scores,
+         "no_extras": "its answer normalisation is defined per language (en es hi vi de ar zh)"}
 TASKS: dict[str, XtremeTask] = {
     "pawsx": XtremeTask(**_CLASSIFY),
     "xnli": XtremeTask(**_CLASSIFY),
@@ -203,12 +206,23 @@ TASKS: dict[str, XtremeTask] = {
     "tatoeba": XtremeTask(ext="tsv", read_pred=_read_indices, read_gold=_read_indices, check=_same_lines,
                           metric=_ignore_lang(tatoeba_accuracy)),
     "xquad": XtremeTask(**_QA),
-    "mlqa": XtremeTask(**{**_QA, "metric": mlqa_scores,
-                          "no_extras": "its answer normalisation is defined per language (en es hi vi de ar zh)"}),
+    "mlqa": XtremeTask(**_MLQA),
     "tydiqa": XtremeTask(**_QA),
     "xcopa": XtremeTask(**_CLASSIFY),
 }
-QA_TASKS = ("xquad", "mlqa", "tydiqa")
+#: A task file's target tasks are scored by format and metric, as the built-in task of the same kind.
+_BY_METRIC = {"accuracy": _CLASSIFY, "seqeval": _TAG, "squad": _QA, "mlqa": _MLQA,
+              "token_accuracy": {**_TAG, "metric": lambda preds, golds, lang: accuracy(
+                  list(itertools.chain.from_iterable(preds)), list(itertools.chain.from_iterable(golds)))}}
+
+
+def scorer(name: str) -> XtremeTask:
+    """How a target task's files are read and scored: XTREME's table, or for a task file's target task
+    (``adapterxfer --tasks``), by its metric."""
+    spec = SPECS.get(name)
+    if name not in TASKS and not (spec and spec.origin and spec.is_target):
+        raise UserError(f"unknown XTREME task '{name}' (known: {', '.join(TASKS)})")
+    return TASKS.get(name) or XtremeTask(**_BY_METRIC[spec.metric])
 
 
 class Scores(dict):
@@ -230,7 +244,7 @@ class Scores(dict):
 def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[str] | None = None,
                  benchmark: str = "xtreme") -> Scores:
     """Score ``pred_dir`` against ``label_dir`` for ``tasks`` (default: each task folder of ``benchmark``,
-    ``xtreme`` or ``xtreme-r``, in ``pred_dir``).
+    ``xtreme`` or ``xtreme-r``, or of a task file's target task, in ``pred_dir``).
 
     Each task scores the languages that have a prediction file; averages are over those languages,
     summed in the benchmark's order, so a full submission gets exactly its numbers (a partial one, a warning).
@@ -251,7 +265,8 @@ def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[st
 
 def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None, bench: Benchmark) -> list[str]:
     if tasks is None:
-        names = [name for name in bench.tasks if (pred_dir / name).is_dir()]
+        user = [name for name, spec in SPECS.items() if spec.origin and spec.is_target]  # a task file's
+        names = [name for name in (*bench.tasks, *user) if (pred_dir / name).is_dir()]
         if not names:
             other = next((b for b in BENCHMARKS.values() if any((pred_dir / t).is_dir() for t in b.tasks)), None)
             hint = f"; its {other.title} tasks: add --benchmark {other.name}" if other else ""
@@ -259,15 +274,14 @@ def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None, bench: Benchmark)
         return names
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     for name in tasks:
-        if name not in TASKS:
-            raise UserError(f"unknown XTREME task '{name}' (known: {', '.join(TASKS)})")
-    return [name for name in dict.fromkeys((*bench.tasks, *TASKS)) if name in tasks]
+        scorer(name)
+    return [name for name in dict.fromkeys((*bench.tasks, *TASKS, *tasks)) if name in tasks]
 
 
 def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str],
                 bench: Benchmark) -> tuple[dict[str, Any], dict[str, Any]]:
     """The scores of the benchmark's languages, and apart those of the extra languages ({} where none)."""
-    task, languages = TASKS[name], SPECS[name].languages_in(bench.name)
+    task, languages = scorer(name), SPECS[name].languages_in(bench.name)
     for folder, what in ((pred_dir, "predictions"), (gold_dir, "labels")):
         if not folder.is_dir():
             raise UserError(f"no {name} {what}: {folder} does not exist")
@@ -302,12 +316,13 @@ def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str],
     return _averaged(name, {lang: per_lang[lang] for lang in langs}), _averaged(name, {l: per_lang[l] for l in extras})
 
 
+
 def _averaged(name: str, per_lang: dict[str, dict[str, float]]) -> dict[str, Any]:
     """``per_lang`` after its averages (summed in its order); {} without languages."""
     if not per_lang:
         return {}
     averages = {f"avg_{m}": mean(scores[m] for scores in per_lang.values()) for m in next(iter(per_lang.values()))}
-    if name in QA_TASKS:
+    if "avg_exact_match" in averages:  # QA
         averages["avg_metric"] = (averages["avg_exact_match"] + averages["avg_f1"]) / 2
     else:
         averages["avg_metric"] = averages.get("avg_f1", averages.get("avg_accuracy"))

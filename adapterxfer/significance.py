@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import UserError
 from .metrics import qa_per_question
-from .score import TASKS as SCORED
+from .score import scorer
 from .tasks import get_task
 
 NO_BOOTSTRAP = {"bucc2018": "BUCC's F1 is over pairs mined from the whole candidate set: no per-example unit"}
@@ -68,7 +68,7 @@ def _chunks(seqs) -> list[set]:
 def read_gold(task: str, gold_path: Path) -> tuple:
     """One language's gold labels as :func:`example_scores` reads them (tagging: with each sentence's chunks).
     A report compares every cell (row and seed) with the same labels: read them once and pass them on."""
-    golds = SCORED[task].read_gold(gold_path)
+    golds = scorer(task).read_gold(gold_path)
     return golds, _chunks(golds) if get_task(task).format == "tagging" else None
 
 
@@ -79,7 +79,7 @@ def example_scores(task: str, pred_path: Path, gold_path: Path, lang: str, gold:
     ``gold``: what :func:`read_gold` gives for ``gold_path``, read once for many prediction files."""
     if task in NO_BOOTSTRAP:
         raise UserError(f"{task}: {NO_BOOTSTRAP[task]}")
-    x, spec = SCORED[task], get_task(task)
+    x, spec = scorer(task), get_task(task)
     preds, (golds, gold_chunks) = x.read_pred(pred_path), gold or read_gold(task, gold_path)
     x.check(preds, golds, pred_path, gold_path)
     if spec.format == "tagging":

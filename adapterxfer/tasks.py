@@ -19,7 +19,9 @@ whose file pattern has no ``{lang}`` is English only (the training data, SQuAD's
 A benchmark (:data:`BENCHMARKS`: ``xtreme``, ``xtreme-r``) is a row too: its target tasks in its order;
 a task whose language set differs in a benchmark says so in its ``benchmark_languages``.
 
-Adding a task means adding one entry to ``TASKS``; the trainer and readers never name tasks.
+Adding a task means adding one entry to ``TASKS``; the trainer and readers never name tasks. A user's own
+tasks come from task files (YAML, the same fields; see :func:`adapterxfer.recipes.load_task_file`), named by
+``adapterxfer --tasks FILE``, ``ADAPTERXFER_TASKS=FILE[:FILE]`` or a recipe's ``tasks:`` (:func:`use_task_files`).
 """
 from __future__ import annotations
 
@@ -87,6 +89,7 @@ class TaskSpec:
     members: tuple[str, ...] = ()  # multi-task: the member task names
     pad_choices: bool = False  # multiple choice: fewer than num_choices choices get copies of a wrong one
     no_dev: tuple[str, ...] = ()  # target tasks: languages without a dev split on the Hub (test only)
+    origin: tuple[str, str] | None = None  # a task file's task: (the file's path, the sha256 of its content)
 
     @property
     def kind(self) -> str:
@@ -410,6 +413,21 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("xtreme", "XTREME", tuple(t.name for t in XTREME_TASKS)),
     Benchmark("xtreme-r", "XTREME-R", ("xnli", "xcopa", "udpos", "panx", "xquad", "mlqa", "tydiqa", "tatoeba")),
 )}
+
+
+def use_task_files(paths) -> list[TaskSpec]:
+    """Register the tasks of task files (a file read again replaces its own tasks); their specs."""
+    from .recipes import load_task_file
+
+    added = []
+    for path in paths:
+        for spec in load_task_file(path):  # which refuses a name of another file's or a built-in task
+            if spec.name in TASKS:
+                TASK_LIST.remove(TASKS[spec.name])
+            TASK_LIST.append(spec)
+            TASKS[spec.name] = spec
+            added.append(spec)
+    return added
 
 
 def get_benchmark(name: str | None) -> Benchmark:

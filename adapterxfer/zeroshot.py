@@ -27,7 +27,7 @@ from .evaluation import inference_autocast, predict
 from .features import cached_tokenize, collate, first_sub_words, sorted_batches, tokenize, word_windows
 from .fileio import write_json, write_text
 from .languages import CODE_SHAPE, is_language_code
-from .score import TASKS as SCORED, Scores, markdown_scores, score_folder
+from .score import TASKS as SCORED, Scores, markdown_scores, score_folder, scorer
 from .tasks import BENCHMARKS, TaskSpec, get_benchmark, get_task
 
 
@@ -86,7 +86,7 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     clean_done = _clean_results(clean_results, spec.name, split, langs, model) if clean_results and ops else None
     variants = ({} if clean_done else {out: []}) | ({out / "perturbed": ops} if ops else {})  # clean, perturbed
     have_gold = dict.fromkeys(variants, True)
-    ext = SCORED[spec.name].ext
+    ext = scorer(spec.name).ext
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:  # every language first,
         for lang in langs + extras:  # so that a failure leaves no folder half of this module's and half another's
@@ -129,6 +129,8 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
                "scores": clean, "warnings": getattr(scores[out], "warnings", [])}
     if extras:  # scored apart: never in "scores" (the benchmark's languages and averages)
         results.update(extra_languages=extras, extra_scores=extra[out])
+    if spec.origin:  # a task file's task: which file, as it was
+        results["task_file"] = {"path": spec.origin[0], "sha256": spec.origin[1]}
     for warning in results["warnings"]:
         log(f"warning: {warning}")
     if spec.format == "retrieval":
@@ -245,8 +247,8 @@ def _check_extras(spec, extras, split, data_dir, benchmark) -> None:
     """Refuse extra languages that cannot be evaluated: a task whose metric depends on the language, no
     --data-dir (the Hub serves the task's languages only), a missing local file."""
     known = f"--languages: {spec.name} has no {', '.join(extras)} (its languages: {', '.join(spec.all_languages)})"
-    if SCORED[spec.name].no_extras:
-        raise UserError(f"{known}, and takes no other: {SCORED[spec.name].no_extras}; tasks that do: "
+    if scorer(spec.name).no_extras:
+        raise UserError(f"{known}, and takes no other: {scorer(spec.name).no_extras}; tasks that do: "
                         f"{', '.join(t for t, x in SCORED.items() if not x.no_extras)}")
     if data_dir is None:
         raise UserError(f"{known}; a language outside them needs its local files: pass --data-dir, a folder "
