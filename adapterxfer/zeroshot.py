@@ -28,7 +28,7 @@ from .features import cached_tokenize, collate, first_sub_words, sorted_batches,
 from .fileio import write_json, write_text
 from .languages import CODE_SHAPE, is_language_code
 from .score import TASKS as SCORED, Scores, markdown_scores, score_folder, scorer
-from .tasks import BENCHMARKS, TaskSpec, get_benchmark, get_task
+from .tasks import BENCHMARKS, TASKS, TaskSpec, get_benchmark, get_task
 
 
 def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None, languages=None,
@@ -50,6 +50,10 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
         raise UserError(f"--batch-size must be at least 1 and --max-length at least 8, got {batch_size} and "
                         f"{max_length}")
     card = modules.read_module(module_dir).card if module_dir else None
+    if card and card.get("task_file") and (task or card["task"]) == card["task"] and card["task"] not in TASKS:
+        raise UserError(f"{module_dir} was trained on {card['task']} of the task file {card['task_file']['path']} "
+                        f"(sha256 {card['task_file']['sha256']}): pass that file, "
+                        f"adapterxfer --tasks FILE evaluate {module_dir} ...")
     spec = get_task(task or card["task"])
     if not spec.is_target:
         raise UserError(f"'{spec.name}' is not an XTREME target task ({', '.join(SCORED)})")

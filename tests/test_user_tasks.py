@@ -115,6 +115,21 @@ def test_tagging_target_task_trains_on_english_and_scores_zero_shot(tmp_path, ti
     assert scored["myner"]["avg_f1"] == pytest.approx(results["scores"]["avg_f1"])
 
 
+def test_a_module_of_a_task_file_evaluated_without_it_names_the_file(tmp_path, tiny_model_dir, xtreme, one_thread,
+                                                                    monkeypatch):
+    download, _ = xtreme
+    task_file = write(tmp_path / "ner.yaml", NER)
+    run = tmp_path / "run"
+    ok(invoke("--tasks", task_file, "train-target", "myner", "--intermediate", "none", "--model", tiny_model_dir,
+              "--data-dir", download, "--output", run, "--max-steps", 2, "--cache-dir", tmp_path / "cache", *FAST))
+    monkeypatch.setenv("ADAPTERXFER_TASKS", "")  # as in a fresh process without --tasks (a pulled module)
+    del tasks.TASKS["myner"]
+    tasks.TASK_LIST[:] = [t for t in tasks.TASK_LIST if t.name != "myner"]
+    result = invoke("evaluate", run, "--data-dir", download, "--output", tmp_path / "results")
+    assert result.exit_code != 0 and not (tmp_path / "results").exists()
+    assert f"task file {task_file.resolve()} (sha256 {sha256_file(task_file)}): pass that file" in result.output
+
+
 ERRORS = [
     ("tasks:\n  - name: x\n    formt: tagging\n", 3, "tasks[0].formt: unknown key (did you mean format?)"),
     ("tasks:\n  - name: x\n    format: parsing\n    metric: accuracy\n    sources: [{splits: {train: t}}]\n", 3,
