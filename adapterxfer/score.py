@@ -256,21 +256,25 @@ def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[st
         if not folder.is_dir():
             raise UserError(f"{what} folder {folder} does not exist")
     scores = Scores()
-    for name in _select_tasks(pred_dir, tasks, bench):
+    for name in _select_tasks(pred_dir, tasks, bench, scores.warnings):
         result, extra = _score_task(name, pred_dir / name, label_dir / name, scores.warnings, bench)
         scores.update({name: result} if result else {})
         scores.extras.update({name: extra} if extra else {})
     return scores
 
 
-def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None, bench: Benchmark) -> list[str]:
+def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None, bench: Benchmark, warnings: list[str]) -> list[str]:
     if tasks is None:
         user = [name for name, spec in SPECS.items() if spec.origin and spec.is_target]  # a task file's
         names = [name for name in (*bench.tasks, *user) if (pred_dir / name).is_dir()]
+        unknown = sorted(p.name for p in pred_dir.iterdir() if p.is_dir() and p.name not in SPECS)
+        why = "no known task (a task file's task: adapterxfer --tasks FILE score ...)"
         if not names:
             other = next((b for b in BENCHMARKS.values() if any((pred_dir / t).is_dir() for t in b.tasks)), None)
-            hint = f"; its {other.title} tasks: add --benchmark {other.name}" if other else ""
+            hint = f"; its {other.title} tasks: add --benchmark {other.name}" if other else \
+                f"; {', '.join(unknown)}: {why}" if unknown else ""
             raise UserError(f"{pred_dir} has no {bench.title} task folder (one of: {', '.join(bench.tasks)}){hint}")
+        warnings.extend(f"{pred_dir / name}: not scored, {why}" for name in unknown)
         return names
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     for name in tasks:

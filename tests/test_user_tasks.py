@@ -130,6 +130,21 @@ def test_a_module_of_a_task_file_evaluated_without_it_names_the_file(tmp_path, t
     assert f"task file {task_file.resolve()} (sha256 {sha256_file(task_file)}): pass that file" in result.output
 
 
+def test_score_without_the_task_file_says_which_folders_it_left_unscored(tmp_path):
+    preds, labels = tmp_path / "predictions", tmp_path / "labels"
+    for folder in (preds, labels):
+        (folder / "myner").mkdir(parents=True)
+        (folder / "myner" / "test-en.tsv").write_text("B-PER\nO\n")
+    lost = "myner: no known task (a task file's task: adapterxfer --tasks FILE score ...)"
+    result = invoke("score", preds, labels)
+    assert result.exit_code != 0 and lost in result.output
+    for folder in (preds, labels):
+        (folder / "xnli").mkdir()
+        (folder / "xnli" / "test-en.tsv").write_text("entailment\nneutral\n")
+    scored = ok(invoke("score", preds, labels))
+    assert "| en | 100.00 |" in scored and f"warning: {preds / lost.replace(': no', ': not scored, no')}" in scored
+
+
 ERRORS = [
     ("tasks:\n  - name: x\n    formt: tagging\n", 3, "tasks[0].formt: unknown key (did you mean format?)"),
     ("tasks:\n  - name: x\n    format: parsing\n    metric: accuracy\n    sources: [{splits: {train: t}}]\n", 3,
