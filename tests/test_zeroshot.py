@@ -90,6 +90,13 @@ def test_retrieval_tasks_on_an_intermediate_module_and_on_the_bare_model(tmp_pat
     assert not torch.allclose(a, b)
 
 
+def test_a_task_with_a_head_on_the_bare_model_is_one_error(tmp_path, tiny_model_dir, xtreme):
+    with pytest.raises(UserError, match="--task panx needs a module trained on it"):
+        evaluate_run(None, str(tmp_path / "out"), task="panx", model=str(tiny_model_dir), languages="en",
+                     data_dir=str(xtreme), log=lambda message: None)
+    assert not (tmp_path / "out").exists()
+
+
 def test_tatoeba_queries_with_english_as_xtreme():
     # XTREME's evaluate_retrieval.py: similarity_search(x=source, y=English) indexes the source side and
     # searches it with each English sentence, one line per English sentence. Here both sources lie near
