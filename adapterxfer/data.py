@@ -154,7 +154,8 @@ def _rows(spec: TaskSpec, source: Source, split: str, name: str, data_dir, lang:
         raise UserError(f"task '{spec.name}': its '{split}' split is English only ({source.files[split]})")
     if data_dir is None:
         if source.hf_path is None:
-            raise UserError(f"task '{spec.name}' has no online source. {spec.note}")
+            raise UserError(f"task '{spec.name}' has no online source. " + (spec.note or "Pass --data-dir, a folder with "
+                            + (_fill(source.files[split], source, lang) if source.files else f"{name}.jsonl")))
         return _hf_rows(spec, source, split, name, lang)
     path = _local_file(spec, source, split, data_dir, lang, name=name)
     if path.stat().st_size == 0:

@@ -245,8 +245,10 @@ def _languages(spec, languages, split, data_dir, log, benchmark) -> tuple[list[s
     if not langs and not extras:
         files = [s.files[split] for s in spec.sources if split in s.files]
         hint = f"expected {Path(data_dir) / files[-1]}; --data-dir is" if data_dir else "pass --data-dir,"
+        folder = ("the folder its task file's patterns start from" if spec.origin
+                  else "the download/ folder of XTREME's scripts/download_data.sh")
         raise UserError(f"no {spec.name} {split} data for any requested language under {data_dir or 'the hub'}; "
-                        f"{hint} the download/ folder of XTREME's scripts/download_data.sh")
+                        f"{hint} {folder}")
     return langs, extras
 
 

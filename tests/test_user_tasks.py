@@ -145,6 +145,17 @@ def test_score_without_the_task_file_says_which_folders_it_left_unscored(tmp_pat
     assert "| en | 100.00 |" in scored and f"warning: {preds / lost.replace(': no', ': not scored, no')}" in scored
 
 
+def test_a_task_file_task_without_data_dir_says_which_files_to_pass(tmp_path, tiny_model_dir):
+    from adapterxfer.errors import UserError
+    from adapterxfer.zeroshot import _languages
+    task_file = write(tmp_path / "ner.yaml", NER)
+    result = invoke("--tasks", task_file, "train-target", "myner", "--intermediate", "none", "--model", tiny_model_dir,
+                    "--output", tmp_path / "run", *FAST)
+    assert result.exit_code != 0 and "no online source. Pass --data-dir, a folder with panx/train-en.tsv" in result.output
+    with pytest.raises(UserError, match="pass --data-dir, the folder its task file's patterns start from$"):
+        _languages(tasks.TASKS["myner"], "all", "dev", None, lambda message: None, "xtreme")
+
+
 ERRORS = [
     ("tasks:\n  - name: x\n    formt: tagging\n", 3, "tasks[0].formt: unknown key (did you mean format?)"),
     ("tasks:\n  - name: x\n    format: parsing\n    metric: accuracy\n    sources: [{splits: {train: t}}]\n", 3,
