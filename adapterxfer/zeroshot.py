@@ -231,7 +231,8 @@ def _languages(spec, languages, split, data_dir, log, benchmark) -> tuple[list[s
     wanted = [l for l in wanted if l not in extras]
     if extras:
         _check_extras(spec, extras, split, data_dir, benchmark)
-        log(f"{spec.name}: {', '.join(extras)} outside its {bench.title} languages, scored apart (not in its average)")
+        whose = "task file's" if spec.origin else bench.title
+        log(f"{spec.name}: {', '.join(extras)} outside its {whose} languages, scored apart (not in its average)")
     other = [l for l in wanted if l not in spec.languages_in(bench.name)]
     if other:  # another benchmark's (XTREME-R's az for PAN-X): its data may be there, but not its scoring
         hint = next((f": add --benchmark {b.name}" for b in BENCHMARKS.values()
@@ -261,7 +262,8 @@ def _check_extras(spec, extras, split, data_dir, benchmark) -> None:
                         f"{', '.join(t for t, x in SCORED.items() if not x.no_extras)}")
     if data_dir is None:
         raise UserError(f"{known}; a language outside them needs its local files: pass --data-dir, a folder "
-                        f"with {' and '.join(local_files(spec, split, extras[0]))} as XTREME's download/ names them")
+                        f"with {' and '.join(local_files(spec, split, extras[0]))}" +
+                        ("" if spec.origin else " as XTREME's download/ names them"))
     absent = [l for l in extras if l not in available_languages(spec, split, data_dir, benchmark, extras)[0]]
     if absent:
         missing = [Path(data_dir) / f for f in local_files(spec, split, absent[0])]

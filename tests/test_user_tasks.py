@@ -156,6 +156,20 @@ def test_a_task_file_task_without_data_dir_says_which_files_to_pass(tmp_path, ti
         _languages(tasks.TASKS["myner"], "all", "dev", None, lambda message: None, "xtreme")
 
 
+def test_an_extra_language_of_a_task_file_task_is_outside_the_files_languages(tmp_path, xtreme):
+    from adapterxfer.errors import UserError
+    from adapterxfer.zeroshot import _languages
+    download, _ = xtreme
+    (tmp_path / "panx").mkdir()
+    for lang, source in (("en", "en"), ("ha", "de")):
+        (tmp_path / "panx" / f"dev-{lang}.tsv").write_text((download / "panx" / f"dev-{source}.tsv").read_text())
+    spec, said = tasks.use_task_files([write(tmp_path / "ner.yaml", NER)])[0], []
+    assert _languages(spec, "en,ha", "dev", str(tmp_path), said.append, "xtreme") == (["en"], ["ha"])
+    assert said == ["myner: ha outside its task file's languages, scored apart (not in its average)"]
+    with pytest.raises(UserError, match="a folder with panx/dev-ha.tsv$"):
+        _languages(spec, "en,ha", "dev", None, said.append, "xtreme")
+
+
 ERRORS = [
     ("tasks:\n  - name: x\n    formt: tagging\n", 3, "tasks[0].formt: unknown key (did you mean format?)"),
     ("tasks:\n  - name: x\n    format: parsing\n    metric: accuracy\n    sources: [{splits: {train: t}}]\n", 3,
