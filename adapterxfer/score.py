@@ -307,7 +307,7 @@ def _score_task(name: str, pred_dir: Path, gold_dir: Path, warnings: list[str],
     if langs and len(langs) < len(languages):  # none: no average (extra languages only)
         absent = [lang for lang in languages if lang not in pred_files]
         warnings.append(f"{name}: no predictions for {', '.join(absent)}; averages cover {len(langs)} of "
-                        f"{len(languages)} languages, unlike {bench.title}'s")
+                        f"{len(languages)} languages, unlike {'its task file' if SPECS[name].origin else bench.title}'s")
 
     per_lang = {}
     for lang in langs + extras:

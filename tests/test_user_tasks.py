@@ -170,6 +170,16 @@ def test_an_extra_language_of_a_task_file_task_is_outside_the_files_languages(tm
         _languages(spec, "en,ha", "dev", None, said.append, "xtreme")
 
 
+def test_a_partial_task_file_task_is_partial_against_its_own_languages(tmp_path):
+    tasks.use_task_files([write(tmp_path / "ner.yaml", NER)])
+    preds, labels = tmp_path / "predictions" / "myner", tmp_path / "labels" / "myner"
+    for folder in (preds, labels):
+        folder.mkdir(parents=True)
+        (folder / "test-en.tsv").write_text("B-PER\nO\n")
+    scored = ok(invoke("score", preds.parent, labels.parent))
+    assert "warning: myner: no predictions for de; averages cover 1 of 2 languages, unlike its task file's" in scored
+
+
 ERRORS = [
     ("tasks:\n  - name: x\n    formt: tagging\n", 3, "tasks[0].formt: unknown key (did you mean format?)"),
     ("tasks:\n  - name: x\n    format: parsing\n    metric: accuracy\n    sources: [{splits: {train: t}}]\n", 3,
