@@ -237,7 +237,8 @@ def _languages(spec, languages, split, data_dir, log, benchmark) -> tuple[list[s
     if other:  # another benchmark's (XTREME-R's az for PAN-X): its data may be there, but not its scoring
         hint = next((f": add --benchmark {b.name}" for b in BENCHMARKS.values()
                      if spec.name in b.tasks and set(other) <= set(b.languages(spec.name))), "")
-        raise UserError(f"--languages: {spec.name} has no {', '.join(other)} in {bench.title}{hint}")
+        where = f"(its task file's languages: {', '.join(spec.all_languages)})" if spec.origin else f"in {bench.title}"
+        raise UserError(f"--languages: {spec.name} has no {', '.join(other)} {where}{hint}")
     present, missing = available_languages(spec, split, data_dir, benchmark)
     absent = [l for l in wanted if l not in present]
     if absent:

@@ -168,6 +168,9 @@ def test_an_extra_language_of_a_task_file_task_is_outside_the_files_languages(tm
     assert said == ["myner: ha outside its task file's languages, scored apart (not in its average)"]
     with pytest.raises(UserError, match="a folder with panx/dev-ha.tsv$"):
         _languages(spec, "en,ha", "dev", None, said.append, "xtreme")
+    spec = tasks.use_task_files([write(tmp_path / "ner.yaml", NER.replace("[en, de]", "[de]"))])[0]
+    with pytest.raises(UserError, match=r"myner has no en \(its task file's languages: de\)$"):
+        _languages(spec, "de,en", "dev", str(tmp_path), said.append, "xtreme")
 
 
 def test_a_partial_task_file_task_is_partial_against_its_own_languages(tmp_path):
