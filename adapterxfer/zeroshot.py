@@ -57,9 +57,6 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     spec = get_task(task or card["task"])
     if not spec.is_target:
         raise UserError(f"'{spec.name}' is not an XTREME target task ({', '.join(SCORED)})")
-    if not card and spec.format != "retrieval":
-        raise UserError(f"--task {spec.name} needs a module trained on it (adapterxfer evaluate MODULE_DIR); only "
-                        f"retrieval tasks run on the bare --model")
     if card and card.get("kind") == "target" and card["task"] != spec.name:
         raise UserError(f"{module_dir} was trained for {card['task']}, not {spec.name}")
     if card and card.get("kind") != "target" and spec.format != "retrieval":
@@ -79,6 +76,9 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
                         f"{spec.name} a word operation moves each tag with its token, and the {split} files carry "
                         f"no tags to move, so no gold (--labels or later) could be lined up with its predictions; "
                         f"use character operations or --split dev")
+    if not card and spec.format != "retrieval":
+        raise UserError(f"--task {spec.name} needs a module trained on it (adapterxfer evaluate MODULE_DIR); only "
+                        f"retrieval tasks run on the bare --model")
     out = Path(output)
     if spec.format == "retrieval":
         encoder = modules.load_encoder(model, module_dir if card else None)
