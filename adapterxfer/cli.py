@@ -50,12 +50,11 @@ def tasks_cmd(benchmark):
       adapterxfer tasks
       adapterxfer tasks --benchmark xtreme-r
     """
-    from .tasks import TASK_LIST, get_benchmark, get_task
+    from .tasks import TASK_LIST, get_benchmark, get_task, task_file_targets
 
     bench = get_benchmark(benchmark)
     rows = [("name", "format", "metric", "langs", "source")]
-    user_targets = [t for t in TASK_LIST if t.origin and t.is_target]
-    for t in [t for t in TASK_LIST if not t.is_target] + [get_task(n) for n in bench.tasks] + user_targets:
+    for t in [t for t in TASK_LIST if not t.is_target] + [get_task(n) for n in bench.tasks] + task_file_targets():
         if t.members:
             source = "+".join(t.members)
         else:

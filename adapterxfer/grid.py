@@ -221,6 +221,8 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
     cells: list[Cell] = []
 
     def add(kind, row, task, seed, deps, identity, run, step: str = "") -> Cell:
+        if get_task(task).origin:  # a task file's task: as the file says now
+            identity = {**identity, "task_file": get_task(task).origin[1]}
         h = sha256_json({**identity, "versions": versions})[:12]
         name = f"inter-{row}" if kind == "intermediate" else f"{KINDS[kind]}-{row}-{task}"
         name += f"-{_slug(model)}" if sweep else ""
@@ -255,8 +257,6 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
                     "on": on.identity["hash"] if on else None}
         if recipe.gpus_per_cell > 1:  # W processes take W x the examples per step: another module
             identity["processes"] = recipe.gpus_per_cell
-        if spec.origin:  # a task file's task: as the file says now
-            identity["task_file"] = spec.origin[1]
         cell = add(kind, row, task, seed, [on] if on else [], identity, {})
         cfg.output = str(cell.folder(out) / "module")
         cfg.stack = str(on.folder(out) / "module") if on else None
@@ -284,8 +284,6 @@ def plan(recipe: Recipe, out: str | Path, strict: bool = True) -> list[Cell]:
                     "of": of.identity["hash"] if of else None, "model": None if of else model_fp}
         if step:  # a clean cell's identity stays as it was before ladders existed
             identity.update(perturb=step[0], perturb_seed=recipe.evaluate.perturb_seed)
-        if spec.origin:
-            identity["task_file"] = spec.origin[1]
         deps = ([of] if of else []) + ([clean] if step else [])
         cell = add("evaluate", row, task, seed, deps, identity, {}, step[1] if step else "")
         cell.run = {"module": str(of.folder(out) / "module") if of else None, "task": task, "split": split,

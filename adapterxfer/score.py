@@ -26,7 +26,7 @@ from .languages import CODE_SHAPE, is_language_code
 from .metrics import (accuracy, bucc_f1, mean, missing_ids, mlqa_scores, squad_scores, tagging_f1,
                       tatoeba_accuracy)
 from .tasks import TASKS as SPECS
-from .tasks import BENCHMARKS, Benchmark, get_benchmark
+from .tasks import BENCHMARKS, Benchmark, get_benchmark, task_file_targets
 
 # --- readers: one per file format, each raising UserError naming the file (and line) ------------
 
@@ -265,7 +265,7 @@ def score_folder(pred_dir: str | Path, label_dir: str | Path, tasks: Iterable[st
 
 def _select_tasks(pred_dir: Path, tasks: Iterable[str] | None, bench: Benchmark, warnings: list[str]) -> list[str]:
     if tasks is None:
-        user = [name for name, spec in SPECS.items() if spec.origin and spec.is_target]  # a task file's
+        user = [t.name for t in task_file_targets()]
         names = [name for name in (*bench.tasks, *user) if (pred_dir / name).is_dir()]
         unknown = sorted(p.name for p in pred_dir.iterdir() if p.is_dir() and p.name not in SPECS)
         why = "no known task (a task file's task: adapterxfer --tasks FILE score ...)"

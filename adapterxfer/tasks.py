@@ -92,6 +92,11 @@ class TaskSpec:
     origin: tuple[str, str] | None = None  # a task file's task: (the file's path, the sha256 of its content)
 
     @property
+    def task_file(self) -> dict | None:
+        """Where a task file's task comes from, as module cards and results record it; None for a built-in."""
+        return {"path": self.origin[0], "sha256": self.origin[1]} if self.origin else None
+
+    @property
     def kind(self) -> str:
         return "multi" if self.members else self.format
 
@@ -413,6 +418,11 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("xtreme", "XTREME", tuple(t.name for t in XTREME_TASKS)),
     Benchmark("xtreme-r", "XTREME-R", ("xnli", "xcopa", "udpos", "panx", "xquad", "mlqa", "tydiqa", "tatoeba")),
 )}
+
+
+def task_file_targets() -> list[TaskSpec]:
+    """The target tasks of the task files read so far, in their order."""
+    return [t for t in TASK_LIST if t.origin and t.is_target]
 
 
 def use_task_files(paths) -> list[TaskSpec]:

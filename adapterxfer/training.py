@@ -617,7 +617,7 @@ def module_card(cfg, spec, method, base_config, backend, data, best, folder: Pat
                             and not k.startswith(("lora_", "reduction"))}
         | {"lr": cfg.learning_rate, "world_size": world_size}
         | dict(zip(("mixed_precision", "base_dtype"), cfg.precision())),  # as run: "auto" resolved
-        **({"task_file": {"path": spec.origin[0], "sha256": spec.origin[1]}} if spec.origin else {}),
+        **({"task_file": spec.task_file} if spec.origin else {}),
         "training_data": cfg.data_dir or "huggingface",
         "training_language": cfg.train_language,
         "dev_metrics": best["dev"],

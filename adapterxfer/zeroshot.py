@@ -137,7 +137,7 @@ def evaluate_run(module_dir: str | None, output: str, *, task: str | None = None
     if extras:  # scored apart: never in "scores" (the benchmark's languages and averages)
         results.update(extra_languages=extras, extra_scores=extra[out])
     if spec.origin:  # a task file's task: which file, as it was
-        results["task_file"] = {"path": spec.origin[0], "sha256": spec.origin[1]}
+        results["task_file"] = spec.task_file
     for warning in results["warnings"]:
         log(f"warning: {warning}")
     if spec.format == "retrieval":
